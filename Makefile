@@ -1,0 +1,52 @@
+# The two commands of the README:
+#   make serve   install, ingest seeds/, serve the chat on http://127.0.0.1:7860
+#   make test    install (with dev tools), then ruff, mypy and every test, slow ones included
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EVAL_DATA ?= $(or $(QA_EVAL_DATA),$(HOME)/.cache/qa-eval-data)
+
+.PHONY: install install-dev serve ingest-seeds test test-fast lint typecheck eval-data bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first, pinned to the local CPU build: a bare torch requirement may pull CUDA (GBs).
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+ingest-seeds: install
+	$(BIN)/qa ingest seeds/
+
+serve: ingest-seeds
+	$(BIN)/qa serve
+
+eval-data:
+	PYTHON=$(BIN)/python scripts/fetch-eval-data.sh $(EVAL_DATA)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+test: install-dev eval-data lint typecheck
+	QA_EVAL_DATA=$(EVAL_DATA) $(BIN)/pytest -q
+
+test-fast: install-dev
+	$(BIN)/pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,279 @@
+"""The Chroma adapter: chunks with their vectors, and a registry of articles.
+
+Two collections per library name:
+
+- ``<name>-chunks``: one record per chunk (its text, its vector, the article's metadata), in
+  cosine space. Searching returns ``ScoredPassage``s; distance becomes a score exactly here.
+- ``<name>-articles``: one record per article (its full text and content hash) under a constant
+  one-dimensional vector. It says what is stored, so re-ingesting an unchanged article costs one
+  look-up and no model, and it survives in server mode like everything else.
+
+Write order keeps the two consistent across a crash: an article's chunks are written first, its
+stale chunks deleted next, its registry record (with the new hash) last. A crash in between
+leaves the old hash (or none), so the next ingest writes the article again and converges.
+Deleting goes the other way round: chunks first, then the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from vectorstore.errors import ConfigError, StoreError
+from vectorstore.types import (
+    Article,
+    ArticleInfo,
+    ArticleSummary,
+    Chunk,
+    Filters,
+    ScoredPassage,
+)
+
+_REGISTRY_VECTOR = [1.0]
+_MODEL_KEY = "embedding_model"
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where the store lives: an embedded data folder, or a Chroma server URL."""
+
+    data_dir: Path
+    chroma_url: str | None = None
+    name: str = "articles"
+
+
+def open_client(config: StoreConfig) -> Any:
+    """A Chroma client for ``config``: embedded in ``data_dir``, or HTTP to ``chroma_url``."""
+    import chromadb
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False, allow_reset=False)
+    if config.chroma_url:
+        url = urlparse(config.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"chroma URL must look like http://HOST:PORT, got {config.chroma_url!r}")
+        port = url.port or (443 if url.scheme == "https" else 8000)
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname, port=port, ssl=url.scheme == "https", settings=settings
+            )
+        except Exception as exc:
+            raise StoreError(f"cannot reach the Chroma server at {config.chroma_url}: {exc}") from exc
+    path = config.data_dir / "chroma"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the data folder {path}: {exc.strerror}") from exc
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+def _metadata(article: Article) -> dict[str, str | int]:
+    meta: dict[str, str | int] = {"article_id": article.id, "title": article.title}
+    for key in ("source", "url", "published"):
+        value = getattr(article, key)
+        if value:
+            meta[key] = value
+    if article.published:
+        meta["published_ord"] = _date_ord(article.published)
+    return meta
+
+
+def _date_ord(iso_date: str) -> int:
+    """2014-05-19 -> 20140519, so Chroma can compare dates as numbers."""
+    return int(iso_date[:10].replace("-", ""))
+
+
+def _info(meta: dict[str, Any], article_id: str | None = None) -> ArticleInfo:
+    return ArticleInfo(
+        id=article_id or str(meta["article_id"]),
+        title=str(meta.get("title", "")),
+        source=meta.get("source"),
+        url=meta.get("url"),
+        published=meta.get("published"),
+    )
+
+
+def where_clause(filters: Filters | None) -> dict[str, Any] | None:
+    """Chroma's ``where`` for ``filters``, or None when nothing is filtered."""
+    if not filters:
+        return None
+    parts: list[dict[str, Any]] = []
+    if filters.sources:
+        parts.append({"source": {"$in": list(filters.sources)}})
+    if filters.article_ids:
+        parts.append({"article_id": {"$in": list(filters.article_ids)}})
+    if filters.published_from:
+        parts.append({"published_ord": {"$gte": _date_ord(filters.published_from)}})
+    if filters.published_to:
+        parts.append({"published_ord": {"$lte": _date_ord(filters.published_to)}})
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+class ChromaStore:
+    """Articles and their chunk vectors in Chroma, embedded or on a server."""
+
+    def __init__(self, config: StoreConfig, model_id: str) -> None:
+        self._config = config
+        self._model_id = model_id
+        self._client: Any = None
+        self._chunks: Any = None
+        self._articles: Any = None
+
+    # -- connection ------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        if self._client is not None:
+            return
+        client = open_client(self._config)
+        name = self._config.name
+        try:
+            chunks = client.get_or_create_collection(
+                f"{name}-chunks",
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={_MODEL_KEY: self._model_id},
+            )
+            articles = client.get_or_create_collection(f"{name}-articles", embedding_function=None)
+        except Exception as exc:
+            where = self._config.chroma_url or str(self._config.data_dir)
+            raise StoreError(f"cannot open the Chroma collections at {where}: {exc}") from exc
+        stored_model = (chunks.metadata or {}).get(_MODEL_KEY)
+        if stored_model and stored_model != self._model_id:
+            raise ConfigError(
+                f"library {name!r} was built with the embedding model {stored_model!r}, not "
+                f"{self._model_id!r}; use that model, or another --collection or data folder"
+            )
+        self._client, self._chunks, self._articles = client, chunks, articles
+
+    @property
+    def batch_size(self) -> int:
+        self._open()
+        return int(self._client.get_max_batch_size())
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def stored_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
+        """The content hash stored for each of ``article_ids`` that is in the library."""
+        self._open()
+        found: dict[str, str] = {}
+        for batch in _batches(list(article_ids), self.batch_size):
+            got = self._articles.get(ids=batch, include=["metadatas"])
+            for aid, meta in zip(got["ids"], got["metadatas"], strict=True):
+                found[aid] = str(meta.get("content_hash", ""))
+        return found
+
+    def list_articles(self) -> list[ArticleSummary]:
+        """Every article in the library, ordered by id."""
+        self._open()
+        got = self._articles.get(include=["metadatas"])
+        rows = [
+            ArticleSummary(
+                info=_info(meta, aid),
+                chunks=int(meta.get("chunks", 0)),
+                chars=int(meta.get("chars", 0)),
+                content_hash=str(meta.get("content_hash", "")),
+            )
+            for aid, meta in zip(got["ids"], got["metadatas"], strict=True)
+        ]
+        return sorted(rows, key=lambda row: row.info.id)
+
+    def get_article(self, article_id: str) -> Article | None:
+        """The whole article, or None when it is not in the library."""
+        self._open()
+        got = self._articles.get(ids=[article_id], include=["metadatas", "documents"])
+        if not got["ids"]:
+            return None
+        meta, text = got["metadatas"][0], got["documents"][0]
+        info = _info(meta, article_id)
+        return Article(info.id, info.title, text, info.source, info.url, info.published)
+
+    def chunk_ids(self, article_id: str) -> list[str]:
+        """The ids of every chunk stored for ``article_id``."""
+        self._open()
+        got = self._chunks.get(where={"article_id": article_id}, include=[])
+        return list(got["ids"])
+
+    def count_chunks(self) -> int:
+        self._open()
+        return int(self._chunks.count())
+
+    def search(
+        self, vector: Sequence[float], k: int, filters: Filters | None = None
+    ) -> list[ScoredPassage]:
+        """The ``k`` chunks nearest to ``vector``, best first, scored in [0, 1]."""
+        self._open()
+        if k <= 0:
+            return []
+        got = self._chunks.query(
+            query_embeddings=[list(vector)],
+            n_results=k,
+            where=where_clause(filters),
+            include=["documents", "metadatas", "distances"],
+        )
+        passages = []
+        for cid, text, meta, distance in zip(
+            got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True
+        ):
+            chunk = Chunk(cid, str(meta["article_id"]), text, int(meta["start"]), int(meta["end"]))
+            passages.append(ScoredPassage(chunk, _info(meta), _distance_to_score(distance)))
+        return passages
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write_article(
+        self, article: Article, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]
+    ) -> None:
+        """Store ``article`` as exactly ``chunks``, replacing whatever it had before."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        self._open()
+        base = _metadata(article)
+        size = self.batch_size
+        for start in range(0, len(chunks), size):
+            part = chunks[start : start + size]
+            self._chunks.upsert(
+                ids=[c.id for c in part],
+                documents=[c.text for c in part],
+                embeddings=[list(v) for v in vectors[start : start + size]],
+                metadatas=[{**base, "start": c.start, "end": c.end} for c in part],
+            )
+        keep = {c.id for c in chunks}
+        stale = [cid for cid in self.chunk_ids(article.id) if cid not in keep]
+        for batch in _batches(stale, size):
+            self._chunks.delete(ids=batch)
+        record = {
+            **base,
+            "content_hash": article.content_hash,
+            "chunks": len(chunks),
+            "chars": len(article.text),
+        }
+        self._articles.upsert(
+            ids=[article.id],
+            documents=[article.text],
+            embeddings=[_REGISTRY_VECTOR],
+            metadatas=[record],
+        )
+
+    def delete_article(self, article_id: str) -> bool:
+        """Remove the article and all its chunks; False when it was not there."""
+        self._open()
+        existed = bool(self._articles.get(ids=[article_id], include=[])["ids"])
+        chunk_ids = self.chunk_ids(article_id)
+        for batch in _batches(chunk_ids, self.batch_size):
+            self._chunks.delete(ids=batch)
+        if existed:
+            self._articles.delete(ids=[article_id])
+        return existed or bool(chunk_ids)
+
+
+def _distance_to_score(distance: float) -> float:
+    """Cosine distance (0 = same direction, 2 = opposite) to a score in [0, 1]."""
+    return max(0.0, min(1.0, 1.0 - float(distance)))
+
+
+def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
