@@ -45,7 +45,16 @@ def chroma_server(path: Path) -> Iterator[str]:
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
     log = open(path.parent / f"chroma-{port}.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [chroma_executable(), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        [
+            chroma_executable(),
+            "run",
+            "--path",
+            str(path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,

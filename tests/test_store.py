@@ -58,7 +58,12 @@ def write(store: ChromaStore, a: Article, size: int = 20) -> list[Chunk]:
 
 
 def test_written_article_is_listed_and_read_back(store: ChromaStore) -> None:
-    a = article("a1", "Troops return to their home bases near Rostov.", source="Wire", published="2014-05-19")
+    a = article(
+        "a1",
+        "Troops return to their home bases near Rostov.",
+        source="Wire",
+        published="2014-05-19",
+    )
     chunks = write(store, a)
     [row] = store.list_articles()
     assert row.info.id == "a1" and row.info.source == "Wire" and row.info.published == "2014-05-19"
@@ -97,7 +102,7 @@ def test_search_scores_best_first_with_exact_offsets(store: ChromaStore) -> None
     for aid, text in texts.items():
         write(store, article(aid, text), size=1000)
     hits = store.search(EMBEDDER.embed(["troops back to home bases"])[0], k=3)
-    assert [h.article.id for h in hits][0] == "putin"
+    assert hits[0].article.id == "putin"
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True)
     assert all(0.0 <= s <= 1.0 for s in scores)

@@ -78,13 +78,18 @@ class SentenceTransformerEmbedder:
         path = self.path
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
             raise ConfigError(
-                f"{path} is not a sentence-transformers model folder (no modules.json or config.json)"
+                f"{path} is not a sentence-transformers model folder "
+                "(it has no modules.json or config.json)"
             )
         # Never reach for a model hub: everything must already be on disk.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 

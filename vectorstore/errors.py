@@ -1,9 +1,9 @@
 """The few exceptions the product raises, each with a message a user can act on.
 
-    QAError                 base: anything the CLI or the UI shows as a plain message
-    ├── LoadError           one input file or record could not be read as an article
-    ├── StoreError          the Chroma store is unreachable, locked or inconsistent
-    └── ConfigError         a setting is wrong (missing model folder, bad URL, ...)
+QAError                 base: anything the CLI or the UI shows as a plain message
+├── LoadError           one input file or record could not be read as an article
+├── StoreError          the Chroma store is unreachable, locked or inconsistent
+└── ConfigError         a setting is wrong (missing model folder, bad URL, ...)
 """
 
 from __future__ import annotations

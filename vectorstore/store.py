@@ -54,14 +54,18 @@ def open_client(config: StoreConfig) -> Any:
     if config.chroma_url:
         url = urlparse(config.chroma_url)
         if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigError(f"chroma URL must look like http://HOST:PORT, got {config.chroma_url!r}")
+            raise ConfigError(
+                f"chroma URL must look like http://HOST:PORT, got {config.chroma_url!r}"
+            )
         port = url.port or (443 if url.scheme == "https" else 8000)
         try:
             return chromadb.HttpClient(
                 host=url.hostname, port=port, ssl=url.scheme == "https", settings=settings
             )
         except Exception as exc:
-            raise StoreError(f"cannot reach the Chroma server at {config.chroma_url}: {exc}") from exc
+            raise StoreError(
+                f"cannot reach the Chroma server at {config.chroma_url}: {exc}"
+            ) from exc
     path = config.data_dir / "chroma"
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -215,7 +219,11 @@ class ChromaStore:
         )
         passages = []
         for cid, text, meta, distance in zip(
-            got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True
+            got["ids"][0],
+            got["documents"][0],
+            got["metadatas"][0],
+            got["distances"][0],
+            strict=True,
         ):
             chunk = Chunk(cid, str(meta["article_id"]), text, int(meta["start"]), int(meta["end"]))
             passages.append(ScoredPassage(chunk, _info(meta), _distance_to_score(distance)))
