@@ -1,0 +1,1 @@
+"""Question answering over the stored articles: a question in, an Answer with citations out."""

@@ -1,0 +1,211 @@
+"""The ``qa`` command: ingest, ask, list, delete, serve.
+
+Exit codes: 0 success; 1 an error (message on stderr, never a stack trace); 2 a usage error;
+3 ``qa ingest`` finished but some files or records failed (each listed with its reason).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from qa.settings import Settings
+from vectorstore.errors import QAError
+from vectorstore.types import Filters
+
+F = TypeVar("F", bound=Callable[..., Any])
+PARTIAL_FAILURE = 3
+
+
+def store_options(fn: F) -> F:
+    """The options every command takes to find the library."""
+    options = [
+        click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder of the embedded store [env QA_DATA_DIR; default: your user data folder].",
+        ),
+        click.option(
+            "--chroma-url",
+            metavar="URL",
+            help="Use a Chroma server (http://HOST:PORT) instead of the embedded store "
+            "[env QA_CHROMA_URL].",
+        ),
+        click.option("--collection", metavar="NAME", help="Library name [env QA_COLLECTION]."),
+        click.option(
+            "--embedding-model",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="A local sentence-transformers folder [env QA_EMBEDDING_MODEL; "
+            "default: bundled all-MiniLM-L6-v2].",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def make_settings(**flags: Any) -> Settings:
+    """Settings from QA_* variables, overridden by the flags the user gave."""
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def open_library(settings: Settings) -> Any:
+    from qa.service import Library
+
+    return Library(settings)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="qa-articles")
+def cli() -> None:
+    """Ask questions of your news articles; every answer cites the exact passages."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@store_options
+def ingest(paths: tuple[Path, ...], quiet: bool, **flags: Any) -> None:
+    """Add or update the articles in PATHS (files or folders, recursively).
+
+    Reads .txt, .md, .html/.htm, .json and .jsonl. Unchanged articles are skipped; changed
+    ones replace their old passages.
+    """
+    library = open_library(make_settings(**flags))
+    started = time.perf_counter()
+    report = library.ingest(paths, progress=not quiet)
+    seconds = time.perf_counter() - started
+    click.echo(
+        f"{len(report.new)} new, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+        f"{len(report.failed)} failed ({report.chunks_written} passages written in {seconds:.1f} s)"
+    )
+    for failure in report.failed:
+        where = f"{failure.path}" + (f":{failure.line}" if failure.line else "")
+        click.echo(f"  failed: {where}: {failure.reason}", err=True)
+    if not report.ok:
+        sys.exit(PARTIAL_FAILURE)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@click.option("--source", "sources", multiple=True, help="Only articles from this source.")
+@click.option("--article", "article_ids", multiple=True, help="Only this article id.")
+@click.option("--since", metavar="YYYY-MM-DD", help="Only articles published on or after.")
+@click.option("--until", metavar="YYYY-MM-DD", help="Only articles published on or before.")
+@store_options
+def ask(
+    question: str,
+    as_json: bool,
+    sources: tuple[str, ...],
+    article_ids: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    **flags: Any,
+) -> None:
+    """Answer QUESTION from the stored articles, citing the passages used."""
+    from qa.output import answer_dict, answer_text
+
+    filters = Filters(sources, article_ids, _date(since, "--since"), _date(until, "--until"))
+    answer = open_library(make_settings(**flags)).ask(question, filters)
+    if as_json:
+        click.echo(json.dumps(answer_dict(answer), ensure_ascii=False, indent=2))
+    else:
+        click.echo(answer_text(answer))
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@store_options
+def list_articles(as_json: bool, **flags: Any) -> None:
+    """List the stored articles with their passage counts."""
+    rows = open_library(make_settings(**flags)).articles()
+    if as_json:
+        data = [
+            {
+                "id": r.info.id,
+                "title": r.info.title,
+                "source": r.info.source,
+                "url": r.info.url,
+                "published": r.info.published,
+                "chunks": r.chunks,
+                "chars": r.chars,
+            }
+            for r in rows
+        ]
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        date = r.info.published or "----------"
+        click.echo(f"{r.info.id}\t{date}\t{r.chunks:>4} passages\t{r.info.title[:80]}")
+    click.echo(f"{len(rows)} articles, {sum(r.chunks for r in rows)} passages", err=True)
+
+
+@cli.command()
+@click.argument("article_ids", nargs=-1, required=True)
+@store_options
+def delete(article_ids: tuple[str, ...], **flags: Any) -> None:
+    """Remove the articles ARTICLE_IDS and all their passages."""
+    library = open_library(make_settings(**flags))
+    missing = [aid for aid in article_ids if not library.delete(aid)]
+    for aid in article_ids:
+        if aid not in missing:
+            click.echo(f"deleted {aid}")
+    if missing:
+        raise click.ClickException(f"no such article: {', '.join(missing)}")
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on [default: 127.0.0.1].")
+@click.option("--port", type=int, help="Port to listen on [default: 7860].")
+@store_options
+def serve(host: str | None, port: int | None, **flags: Any) -> None:
+    """Serve the chat on http://HOST:PORT."""
+    from ui.app import serve as serve_app
+
+    settings = make_settings(host=host, port=port, **flags)
+    serve_app(open_library(settings))
+
+
+def _date(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is not a date like 2014-05-19", param_hint=flag
+        ) from exc
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr, never a stack trace."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except QAError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""An Answer as JSON (``qa ask --json``, the API) and as plain text (``qa ask``)."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from qa.types import Answer, Citation
+
+
+def citation_dict(c: Citation) -> dict[str, Any]:
+    return {
+        "n": c.n,
+        "article_id": c.article.id,
+        "title": c.article.title,
+        "source": c.article.source,
+        "url": c.article.url,
+        "published": c.article.published,
+        "quote": c.quote,
+        "start": c.start,
+        "end": c.end,
+        "score": c.score,
+    }
+
+
+def answer_dict(answer: Answer) -> dict[str, Any]:
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "citations": [citation_dict(c) for c in answer.citations],
+    }
+
+
+def byline(c: Citation) -> str:
+    """'Title — source, 2014-05-19' with whatever is known."""
+    extra = ", ".join(x for x in (c.article.source, c.article.published) if x)
+    return f"{c.article.title} — {extra}" if extra else c.article.title
+
+
+def answer_text(answer: Answer, width: int = 100) -> str:
+    """A readable rendering for a terminal."""
+    lines = [textwrap.fill(answer.text, width)]
+    if answer.citations:
+        lines += ["", "Sources:"]
+    for c in answer.citations:
+        lines.append(f"[{c.n}] {byline(c)}")
+        where = f"article {c.article.id}, characters {c.start}-{c.end}, score {c.score:.2f}"
+        lines.append(f"    {where}" + (f"\n    {c.article.url}" if c.article.url else ""))
+        lines.append(textwrap.indent(textwrap.fill(f"“{c.quote}”", width - 4), "    "))
+    return "\n".join(lines)
