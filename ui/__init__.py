@@ -1,0 +1,1 @@
+"""The Gradio chat. It renders Answers and never touches Chroma."""
