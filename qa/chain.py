@@ -22,6 +22,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import ConfigDict
 
 from qa.answerer import Answerer
+from qa.context import widen_contexts
 from qa.types import Answer
 from vectorstore.types import ArticleInfo, Chunk, Filters, ScoredPassage
 
@@ -80,10 +81,17 @@ class PassageRetriever(BaseRetriever):
         return self.model_copy(update={"filters": filters})
 
 
+ArticleTextFn = Callable[[str], str | None]
+
+
 def build_chain(
-    retriever: PassageRetriever, answerer: Answerer
+    retriever: PassageRetriever, answerer: Answerer, article_text: ArticleTextFn | None = None
 ) -> Runnable[dict[str, Any], Answer]:
-    """``{"question": str, "filters": Filters | None}`` -> ``Answer``."""
+    """``{"question": str, "filters": Filters | None}`` -> ``Answer``.
+
+    With ``article_text`` (article id -> its full text), each citation's context is widened
+    from the retrieved passage to the paragraph around the quote.
+    """
 
     def retrieve(inputs: dict[str, Any]) -> dict[str, Any]:
         docs = retriever.with_filters(inputs.get("filters")).invoke(inputs["question"])
@@ -91,6 +99,10 @@ def build_chain(
 
     def answer(inputs: dict[str, Any]) -> Answer:
         passages = [from_document(d) for d in inputs["documents"]]
-        return answerer.answer(inputs["question"], passages)
+        result = answerer.answer(inputs["question"], passages)
+        if article_text is None or not result.citations:
+            return result
+        texts = {aid: article_text(aid) for aid in {c.article.id for c in result.citations}}
+        return widen_contexts(result, texts)
 
     return (RunnableLambda(retrieve) | RunnableLambda(answer)).with_config(run_name="qa_answer")

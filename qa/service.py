@@ -17,8 +17,9 @@ from qa.answerer import Answerer, ExtractiveAnswerer
 from qa.chain import PassageRetriever, build_chain
 from qa.settings import Settings
 from qa.types import Answer
-from vectorstore.embeddings import Embedder, SentenceTransformerEmbedder, embed_query
+from vectorstore.embeddings import Embedder, SentenceTransformerEmbedder
 from vectorstore.errors import QAError
+from vectorstore.hybrid import HybridSearcher, LexicalCache
 from vectorstore.ingest import IngestOptions, IngestReport, ingest
 from vectorstore.store import ChromaStore
 from vectorstore.types import Article, ArticleSummary, Filters, ScoredPassage
@@ -36,7 +37,9 @@ class Library:
         self.settings = settings
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
         self.answerer: Answerer = answerer or ExtractiveAnswerer(
-            min_score=settings.min_score, max_citations=settings.max_citations
+            min_score=settings.min_score,
+            max_citations=settings.max_citations,
+            keep_ratio=settings.citation_keep_ratio,
         )
 
     @cached_property
@@ -44,12 +47,21 @@ class Library:
         return ChromaStore(self.settings.store, self.embedder.model_id)
 
     @cached_property
+    def lexical(self) -> LexicalCache:
+        cache = self.settings.data_dir / "lexical" / f"{self.settings.collection}.npz"
+        return LexicalCache(self.store, cache)
+
+    @cached_property
+    def searcher(self) -> HybridSearcher:
+        return HybridSearcher(self.store, self.embedder, self.lexical)
+
+    @cached_property
     def retriever(self) -> PassageRetriever:
         return PassageRetriever(search=self.search, k=self.settings.top_k)
 
     @cached_property
     def chain(self) -> Runnable[dict[str, Any], Answer]:
-        return build_chain(self.retriever, self.answerer)
+        return build_chain(self.retriever, self.answerer, self._article_text)
 
     # -- articles --------------------------------------------------------------------------
 
@@ -59,7 +71,10 @@ class Library:
             max_file_bytes=self.settings.max_file_bytes,
             progress=progress,
         )
-        return ingest(paths, self.store, self.embedder, options)
+        report = ingest(paths, self.store, self.embedder, options)
+        if report.new or report.updated:
+            self.lexical.refresh()
+        return report
 
     def articles(self) -> list[ArticleSummary]:
         return self.store.list_articles()
@@ -67,14 +82,21 @@ class Library:
     def article(self, article_id: str) -> Article | None:
         return self.store.get_article(article_id)
 
+    def _article_text(self, article_id: str) -> str | None:
+        article = self.store.get_article(article_id)
+        return article.text if article else None
+
     def delete(self, article_id: str) -> bool:
-        return self.store.delete_article(article_id)
+        deleted = self.store.delete_article(article_id)
+        if deleted:
+            self.lexical.refresh()
+        return deleted
 
     # -- questions -------------------------------------------------------------------------
 
     def search(self, query: str, k: int, filters: Filters | None = None) -> list[ScoredPassage]:
         """The ``k`` passages most relevant to ``query``."""
-        return self.store.search(embed_query(self.embedder, query), k, filters)
+        return self.searcher.search(query, k, filters)
 
     def ask(self, question: str, filters: Filters | None = None) -> Answer:
         """Answer ``question`` from the stored articles, with citations."""

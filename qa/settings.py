@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import platformdirs
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vectorstore.store import StoreConfig
 
@@ -26,16 +27,43 @@ class Settings(BaseSettings):
     collection: str = "articles"
     embedding_model: Path | None = None  # None: the bundled all-MiniLM-L6-v2
 
-    chunk_chars: int = Field(600, ge=100, le=4000)
+    chunk_chars: int = Field(300, ge=100, le=4000)
     max_file_mb: float = Field(20.0, gt=0)
 
     top_k: int = Field(8, ge=1, le=100)  # chunks retrieved per question
-    max_citations: int = Field(3, ge=1, le=10)
+    max_citations: int = Field(3, ge=1, le=20)
+    citation_keep_ratio: float = Field(0.5, ge=0.0, le=1.0)  # cite while score >= this x best
     min_score: float = Field(0.35, ge=0.0, le=1.0)  # below this the answer abstains
     max_question_chars: int = Field(2000, ge=10)
 
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=0, le=65535)
+
+    # web server
+    # Origins (scheme://host[:port]) besides the server's own that may embed the chat in a
+    # frame and call the API from a browser; QA_ALLOWED_ORIGINS is a comma-separated list.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    upload_max_mb: float = Field(20.0, gt=0)  # largest file the chat accepts for upload
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return value.replace(",", " ").split() if isinstance(value, str) else value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        """Each as a browser writes an origin (lower case, no path or trailing slash), or "*"."""
+        import re
+
+        pattern = re.compile(r"https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?")
+        cleaned = [o.strip().rstrip("/").lower() for o in origins]
+        for raw, origin in zip(origins, cleaned, strict=True):
+            if origin != "*" and not pattern.fullmatch(origin):
+                raise ValueError(
+                    f"{raw!r} is not an origin like https://news.example or http://127.0.0.1:8000"
+                )
+        return cleaned
 
     @property
     def store(self) -> StoreConfig:

@@ -16,6 +16,7 @@ Deleting goes the other way round: chunks first, then the record.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from vectorstore.errors import ConfigError, StoreError
+from vectorstore.lexical import ChunkRecord
 from vectorstore.types import (
     Article,
     ArticleInfo,
@@ -34,6 +36,7 @@ from vectorstore.types import (
 
 _REGISTRY_VECTOR = [1.0]
 _MODEL_KEY = "embedding_model"
+_REVISION_KEY = "revision"
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,51 @@ class ChromaStore:
         self._open()
         return int(self._chunks.count())
 
+    def revision(self) -> str:
+        """A marker that changes with every write or delete, by any process."""
+        self._open()
+        meta = self._client.get_collection(self._chunks.name).metadata or {}
+        return str(meta.get(_REVISION_KEY, ""))
+
+    def iter_records(self, page: int = 5000) -> Iterator[ChunkRecord]:
+        """Every stored chunk, for building derived indexes."""
+        self._open()
+        offset = 0
+        while True:
+            got = self._chunks.get(limit=page, offset=offset, include=["documents", "metadatas"])
+            for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                yield ChunkRecord(
+                    cid,
+                    str(meta["article_id"]),
+                    int(meta["start"]),
+                    text,
+                    str(meta.get("source", "")),
+                    int(meta.get("published_ord", 0)),
+                )
+            if len(got["ids"]) < page:
+                return
+            offset += page
+
+    def get_passages(
+        self, chunk_ids: Sequence[str], query_vector: Sequence[float]
+    ) -> list[ScoredPassage]:
+        """The chunks ``chunk_ids`` that still exist, scored by cosine to ``query_vector``."""
+        self._open()
+        if not chunk_ids:
+            return []
+        got = self._chunks.get(
+            ids=list(chunk_ids), include=["documents", "metadatas", "embeddings"]
+        )
+        q = list(query_vector)
+        passages = []
+        for cid, text, meta, vector in zip(
+            got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True
+        ):
+            chunk = Chunk(cid, str(meta["article_id"]), text, int(meta["start"]), int(meta["end"]))
+            cosine = float(sum(a * b for a, b in zip(q, vector, strict=True)))
+            passages.append(ScoredPassage(chunk, _info(meta), max(0.0, min(1.0, cosine))))
+        return passages
+
     def search(
         self, vector: Sequence[float], k: int, filters: Filters | None = None
     ) -> list[ScoredPassage]:
@@ -264,6 +312,10 @@ class ChromaStore:
             embeddings=[_REGISTRY_VECTOR],
             metadatas=[record],
         )
+        self._bump_revision()
+
+    def _bump_revision(self) -> None:
+        self._chunks.modify(metadata={_MODEL_KEY: self._model_id, _REVISION_KEY: uuid.uuid4().hex})
 
     def delete_article(self, article_id: str) -> bool:
         """Remove the article and all its chunks; False when it was not there."""
@@ -274,6 +326,8 @@ class ChromaStore:
             self._chunks.delete(ids=batch)
         if existed:
             self._articles.delete(ids=[article_id])
+        if existed or chunk_ids:
+            self._bump_revision()
         return existed or bool(chunk_ids)
 
 

@@ -1,0 +1,206 @@
+"""Hybrid retrieval: dense vectors from Chroma and BM25 over the same chunks, reranked.
+
+For a query, the candidates are the union of the best chunks by cosine (Chroma) and by BM25
+(the lexical index). Every candidate gets both scores exactly (a lexical-only candidate's
+vector is fetched and compared with the query), a context score (the best BM25 score of its
+neighbouring chunks: the sentence that answers often sits beside the one that names the
+subject), article-level evidence, and the cheap features of ``features.py``. A small logistic
+model (``reranker.py``, trained by ``benchmarks/train_reranker.py``) turns them into one score
+in [0, 1]: an estimate of the chance that the chunk answers the question.
+
+Chunks are fetched from Chroma last, so a chunk deleted since the lexical index was built is
+never returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from vectorstore.embeddings import Embedder, embed_query
+from vectorstore.features import passage_features, question_info
+from vectorstore.lexical import ChunkRecord, LexicalIndex, top_indices
+from vectorstore.reranker import Reranker
+from vectorstore.types import Filters, ScoredPassage
+
+log = logging.getLogger(__name__)
+
+
+class HybridSource(Protocol):
+    """The part of a store hybrid retrieval needs."""
+
+    def revision(self) -> str:
+        """A marker that changes with every write or delete."""
+        ...
+
+    def iter_records(self) -> Iterable[ChunkRecord]:
+        """Every stored chunk."""
+        ...
+
+    def search(
+        self, vector: list[float], k: int, filters: Filters | None = None
+    ) -> list[ScoredPassage]:
+        """The ``k`` chunks nearest to ``vector``."""
+        ...
+
+    def get_passages(self, chunk_ids: list[str], query_vector: list[float]) -> list[ScoredPassage]:
+        """The chunks that still exist, scored by cosine to ``query_vector``."""
+        ...
+
+
+class LexicalCache:
+    """Keeps a ``LexicalIndex`` in step with the store's revision.
+
+    The first use loads the cached file (or builds it). Later, a changed revision triggers a
+    rebuild at most every ``min_interval`` seconds, in the background, while the previous
+    index keeps answering (its hits are re-read from Chroma, so nothing deleted is returned).
+    """
+
+    def __init__(self, source: HybridSource, path: Path | None, min_interval: float = 5.0):
+        self._source = source
+        self._path = path
+        self._min_interval = min_interval
+        self._index: LexicalIndex | None = None
+        self._lock = threading.Lock()
+        self._rebuilding = False
+        self._last_check = 0.0
+
+    def get(self) -> LexicalIndex:
+        """The freshest index available without waiting (except the very first time)."""
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = self._load_or_build(self._source.revision())
+            return self._index
+        now = time.monotonic()
+        if now - self._last_check >= self._min_interval and not self._rebuilding:
+            self._last_check = now
+            revision = self._source.revision()
+            if revision != self._index.revision:
+                self._rebuilding = True
+                threading.Thread(target=self._rebuild, args=(revision,), daemon=True).start()
+        return self._index
+
+    def refresh(self) -> LexicalIndex:
+        """Bring the index up to date now (after an ingest or delete in this process)."""
+        with self._lock:
+            revision = self._source.revision()
+            if self._index is None or self._index.revision != revision:
+                self._index = self._load_or_build(revision)
+            return self._index
+
+    def _rebuild(self, revision: str) -> None:
+        try:
+            index = self._build(revision)
+            with self._lock:
+                self._index = index
+        except Exception:  # keep serving the old index; the next check tries again
+            log.exception("rebuilding the lexical index failed")
+        finally:
+            self._rebuilding = False
+
+    def _load_or_build(self, revision: str) -> LexicalIndex:
+        if self._path is not None:
+            cached = LexicalIndex.load(self._path)
+            if cached is not None and cached.revision == revision:
+                return cached
+        return self._build(revision)
+
+    def _build(self, revision: str) -> LexicalIndex:
+        started = time.perf_counter()
+        index = LexicalIndex.build(revision, self._source.iter_records())
+        if self._path is not None:
+            try:
+                index.save(self._path)
+            except OSError as exc:  # a read-only cache folder only costs rebuild time
+                log.warning("could not cache the lexical index at %s: %s", self._path, exc)
+        log.info("lexical index: %d chunks in %.2f s", len(index), time.perf_counter() - started)
+        return index
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A retrieved chunk with its feature vector (``FEATURE_NAMES`` order)."""
+
+    passage: ScoredPassage
+    features: list[float]
+
+
+class HybridSearcher:
+    """Dense + BM25 candidates, each described by cheap features, ranked by the reranker."""
+
+    def __init__(
+        self,
+        source: HybridSource,
+        embedder: Embedder,
+        lexical: LexicalCache,
+        reranker: Reranker | None = None,
+        candidates: int = 40,
+    ) -> None:
+        self.source = source
+        self.embedder = embedder
+        self.lexical = lexical
+        self.reranker = reranker or Reranker.bundled()
+        self.candidates = candidates
+
+    def candidates_for(self, query: str, filters: Filters | None = None) -> list[Candidate]:
+        """The union of the best chunks by cosine and by BM25, with their features."""
+        vector = embed_query(self.embedder, query)
+        found = {p.chunk.id: p for p in self.source.search(vector, self.candidates, filters)}
+        index = self.lexical.get()
+        lex = index.scores(query, filters)
+        lexical_ids = [index.ids[i] for i in top_indices(lex, self.candidates)]
+        missing = [cid for cid in lexical_ids if cid not in found]
+        for p in self.source.get_passages(missing, vector):
+            found[p.chunk.id] = p
+        if not found:
+            return []
+        rows = []
+        for cid, passage in found.items():
+            pos = index.position.get(cid)
+            lexical = float(lex[pos]) if pos is not None else 0.0
+            context = 0.0
+            if pos is not None:
+                context = max((float(lex[j]) for j in index.neighbours(pos)), default=0.0)
+            rows.append((passage, lexical, context))
+        art_dense: dict[str, float] = {}
+        art_lex: dict[str, float] = {}
+        for passage, lexical, _ in rows:
+            aid = passage.article.id
+            art_dense[aid] = max(art_dense.get(aid, 0.0), passage.score)
+            art_lex[aid] = max(art_lex.get(aid, 0.0), lexical)
+        best_dense = max(art_dense.values())
+        best_lex = max(art_lex.values())
+        info = question_info(query)
+        return [
+            Candidate(
+                passage,
+                passage_features(
+                    info,
+                    passage.chunk.text,
+                    passage.score,
+                    lexical,
+                    context,
+                    art_dense[passage.article.id],
+                    art_lex[passage.article.id],
+                    best_dense,
+                    best_lex,
+                ),
+            )
+            for passage, lexical, context in rows
+        ]
+
+    def search(self, query: str, k: int, filters: Filters | None = None) -> list[ScoredPassage]:
+        """The ``k`` best chunks for ``query``, best first; a score is the reranker's estimate
+        of the chance that the chunk answers the question."""
+        ranked = [
+            ScoredPassage(c.passage.chunk, c.passage.article, self.reranker.score(c.features))
+            for c in self.candidates_for(query, filters)
+        ]
+        ranked.sort(key=lambda p: (-p.score, p.chunk.id))
+        return ranked[:k]
