@@ -209,14 +209,27 @@ def test_sentences_are_packed_until_the_next_does_not_fit() -> None:
     assert [c.text for c in chunk_article(article(text), 600)] == [text]
 
 
-def test_paragraphs_may_share_a_chunk_but_are_preferred_breaks() -> None:
+def test_a_blank_line_always_ends_a_chunk() -> None:
     first = "A" * 20 + ". " + "B" * 20 + "."  # 43 chars
     second = "C" * 10 + ". " + "D" * 10 + "."  # 23 chars
     text = f"{first}\n\n{second} {'E' * 30}."
-    # first + second fit in 80 but the last sentence would not: the chunk closes at the paragraph
+    for limit in (80, 200, 600):
+        assert [c.text for c in chunk_article(article(text), limit)] == [
+            first,
+            f"{second} {'E' * 30}.",
+        ]
+    spaced = f"{first}\n \t\n{second}"  # a line holding only spaces is blank too
+    assert [c.text for c in chunk_article(article(spaced), 200)] == [first, second]
+
+
+def test_single_line_breaks_may_share_a_chunk_but_are_preferred_breaks() -> None:
+    first = "A" * 20 + ". " + "B" * 20 + "."  # 43 chars
+    second = "C" * 10 + ". " + "D" * 10 + "."  # 23 chars
+    text = f"{first}\n{second} {'E' * 30}."
+    # first + second fit in 80 but the last sentence would not: the chunk closes at the line break
     spans = [c.text for c in chunk_article(article(text), 80)]
     assert spans == [first, f"{second} {'E' * 30}."]
-    # with room for everything, the paragraphs share one chunk
+    # with room for everything, the lines share one chunk
     assert [c.text for c in chunk_article(article(text), 200)] == [text]
 
 

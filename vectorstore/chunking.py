@@ -4,8 +4,10 @@ Consecutive sentences are packed into a chunk until the next one would make it l
 ``max_chars`` (measured on the chunk's span, whitespace between sentences included). A chunk
 never starts or ends inside a sentence, except for a sentence longer than ``max_chars``: that one
 is cut at whitespace into balanced pieces of at most ``max_chars`` (a single "word" longer than
-that is cut hard). Paragraph breaks are preferred: when a chunk must be closed and it holds a
-paragraph break past half its budget, it is closed there and the rest moves to the next chunk.
+that is cut hard). A blank line always ends a chunk: a paragraph is a unit of meaning, and a
+passage that straddles two answers neither well. Other line breaks are preferred break points:
+when a chunk must be closed and it holds one past half its budget, it is closed there and the
+rest moves to the next chunk.
 
 Every chunk satisfies ``article.text[c.start:c.end] == c.text``, has no surrounding whitespace,
 and every non-whitespace character of the article belongs to exactly one chunk, so each
@@ -29,6 +31,7 @@ DEFAULT_MAX_CHARS = 600
 _MIN_PARAGRAPH_FILL = 0.5
 
 _PARAGRAPH_BREAK = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 _NON_SPACE_RUN = re.compile(r"\S+")
 
 Span = tuple[int, int]
@@ -58,6 +61,8 @@ def chunk_spans(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[Span]:
     spans: list[Span] = []
     pending: list[Span] = []  # sentences of the chunk being built
     for sentence in sentence_spans(text):
+        if pending and _BLANK_LINE.search(text, pending[-1][1], sentence[0]):
+            _flush(pending, spans)
         if sentence[1] - sentence[0] > max_chars:
             _flush(pending, spans)
             spans.extend(_split_long(text, sentence, max_chars))
