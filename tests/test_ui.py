@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import html
 import re
+import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +18,24 @@ from qa.service import Library
 from qa.settings import Settings
 from qa.types import Answer, Citation
 from tests.servers import free_port
-from ui.app import API_NAME, build_app, reply
-from ui.render import answer_html, escape
-from vectorstore.types import ArticleInfo
+from tests.test_api import running_server
+from ui.app import API_NAME, example_questions, question_from_title, reply
+from ui.filters import describe, make_filters
+from ui.render import (
+    Turn,
+    answer_body_html,
+    answer_html,
+    article_html,
+    deltas,
+    escape,
+    ingest_report_html,
+    sources_html,
+)
+from ui.uploads import ingest_uploads, safe_name
+from vectorstore.errors import QAError
+from vectorstore.ingest import IngestReport
+from vectorstore.loaders import LoadFailure
+from vectorstore.types import Article, ArticleInfo, Filters
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -176,6 +193,236 @@ def test_escape_round_trips(text: str) -> None:
     assert not set(escaped) & set("\\`*_{}[]()+-.!|~<>:'\"")
 
 
+def test_answer_bubble_links_markers_even_while_streaming() -> None:
+    body = answer_body_html("Troops go home. [1] NATO doubts it. [2", "p")
+
+    assert body.startswith('<div class="qa-answer"><p>') and body.endswith("</p></div>")
+    assert '<a class="qa-marker" href="#p-1">[1]</a>' in body
+    assert 'href="#p-2"' not in body  # "[2" has not fully arrived yet
+    assert shown(body) == "Troops go home. [1] NATO doubts it. [2"
+
+
+@pytest.mark.parametrize(
+    "text", ["", "one", "Mr Putin ordered. [1]", "  lead\n\nand  trail  ", "a\tb\nc d e f g h"]
+)
+def test_deltas_rebuild_the_text(text: str) -> None:
+    pieces = deltas(text)
+    assert "".join(pieces) == text
+    assert all(len(p.split()) <= 3 for p in pieces)
+    assert len(pieces) == (len(text.split()) + 2) // 3 or not text.split()
+
+
+def panel_turns() -> list[Turn]:
+    text = f"Intro. {SCRIPT} said the Kremlin. Troops go home. {IMG} Outro."
+    first = Answer(
+        "Who said it?",
+        "Troops go home. [1]",
+        (
+            cite(
+                1,
+                text,
+                "Troops go home.",
+                id='a"1<x>',
+                title=f"Title {SCRIPT}",
+                source=f"Src {BOLD}",
+                published="2014-05-19",
+                url="https://news.example/a?b=1&c=2",
+            ),
+        ),
+    )
+    second = Answer("Anything else?", "The articles don't say.", abstained=True)
+    return [Turn("Who said it?", first, "cite-aaaa"), Turn(f"Else {IMG}?", second, "cite-bbbb")]
+
+
+def test_sources_panel_shows_every_answer_latest_first() -> None:
+    page = sources_html(panel_turns())
+
+    turns = re.findall(r'<details class="qa-turn" id="([^"]+)"( open)?>', page)
+    assert turns == [("cite-bbbb", " open"), ("cite-aaaa", "")]  # latest first, and open
+    assert f"Else {IMG}?" in shown(page) and "no sources" in page
+    (card,) = re.findall(r'<article class="qa-citation" id="cite-aaaa-1">.*?</article>', page)
+    assert f"Title {SCRIPT}" in shown(card)
+    assert f"Src {BOLD} · 2014-05-19 · original · score 0.75" in shown(card)
+    assert (
+        'href="https://news.example/a?b=1&amp;c=2" target="_blank" rel="noopener noreferrer"'
+        in (card)
+    )
+    assert re.findall(r"<mark>(.*?)</mark>", card) == ["Troops go home&#46;"]
+    assert f"{SCRIPT} said the Kremlin. Troops go home. {IMG} Outro." in shown(card)
+    assert '<button type="button" class="qa-open" data-article="a&quot;1&lt;x&gt;"' in card
+    assert 'data-prefix="cite-aaaa">Open article</button>' in card
+    lowered = page.lower()
+    assert "<script" not in lowered and "<img" not in lowered and "**" not in page
+    assert "The sources of each answer appear here" in sources_html([])
+
+
+def test_article_view_highlights_every_cited_span() -> None:
+    text = "First line.\nPutin ordered troops home. NATO saw no sign. <b>Bold</b> end."
+    article = Article("a1", f"Title {SCRIPT}", text, "Src", "javascript:alert(1)", "2014-05-19")
+    c1 = cite(1, text, "Putin ordered troops home.", id="a1")
+    c2 = cite(2, text, "NATO saw no sign.", id="a1")
+    c3 = cite(3, text, "troops home. NATO", id="a1")  # overlaps both: one merged highlight
+    other = cite(4, "Another article entirely.", "Another article", id="a2")
+    stale = Citation(5, c1.article, "not there", 0, 9, 0.5, text, 0)
+
+    page = article_html(article, [c2, other, c1, c3, stale])
+
+    marks = re.findall(r'<mark class="qa-cited" data-n="([^"]+)">(.*?)</mark>', page)
+    assert [(n, html.unescape(m)) for n, m in marks] == [
+        ("[1][2][3]", "Putin ordered troops home. NATO saw no sign.")
+    ]
+    assert "[5] no longer found at the cited place" in page
+    assert "[4]" not in page
+    (body,) = re.findall(r'<div class="qa-text">(.*)</div></div>', page)
+    assert shown(re.sub(r'<sup class="qa-n-ref">.*?</sup>', "", body)) == text
+    assert "<b>Bold</b>" not in page and "<script" not in page.lower()
+    assert "javascript" not in page.lower() and "href" not in page  # an unsafe URL is no link
+    assert f"Title {SCRIPT}" in shown(page) and "Src · 2014-05-19" in shown(page)
+
+
+def test_upload_report_reads_like_the_cli() -> None:
+    report = IngestReport(
+        new=["a"],
+        updated=["b"],
+        unchanged=["c", "d"],
+        failed=[
+            LoadFailure("x.jsonl", "malformed JSON: Expecting value", 3),
+            LoadFailure(f"{IMG}.txt", "empty file"),
+        ],
+        chunks_written=7,
+    )
+    page = ingest_report_html(report, 1.234)
+
+    lines = shown(re.sub(r"</(p|li)>", "\n", page)).splitlines()
+    assert lines == [
+        "1 new, 1 updated, 2 unchanged, 2 failed (7 passages written in 1.2 s)",
+        "new: a",
+        "updated: b",
+        "unchanged: c",
+        "unchanged: d",
+        "failed: x.jsonl:3: malformed JSON: Expecting value",
+        f"failed: {IMG}.txt: empty file",
+    ]
+    assert "<img" not in page and "qa-partial" in page
+    assert "qa-ok" in ingest_report_html(IngestReport(new=["a"]), 0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("article.txt", "article.txt"),
+        ("../../etc/cron.d/evil.txt", "evil.txt"),
+        ("..\\..\\windows\\evil.md", "evil.md"),
+        ("/abs/path/news.jsonl", "news.jsonl"),
+        (".hidden.txt", "hidden.txt"),
+        ("..", "upload"),
+        ("", "upload"),
+        ("  spaced name (1).txt", "spaced name _1_.txt"),
+        ("a<b>|c:d*?.html", "a_b_c_d_.html"),
+        ("Ünïcödé 报道.txt", "Ünïcödé 报道.txt"),
+        ("x" * 300 + ".jsonl", "x" * 114 + ".jsonl"),
+    ],
+)
+def test_upload_names_are_never_paths(name: str, safe: str) -> None:
+    assert safe_name(name) == safe
+    assert "/" not in safe and "\\" not in safe and not safe.startswith(".")
+
+
+def test_uploads_are_ingested_like_the_cli(fake_library: Library, tmp_path: Path) -> None:
+    gradio_cache = tmp_path / "cache"  # where the web server put the uploaded bytes
+    gradio_cache.mkdir()
+    files = {
+        "../../outside.txt": "Outside\n\nThe bakery sold croissants on Sunday.",
+        "notes.md": "# Notes\n\nThe council met on Monday.",
+        "same.txt": "Same one\n\nFirst copy.",
+        "same.txt ": "Same two\n\nSecond copy.",
+        "bad.jsonl": '{"text": "fine"}\nnot json\n',
+        "huge.txt": "x" * 2000,
+        "picture.png": "not an article",
+    }
+    uploads = []
+    for i, (name, text) in enumerate(files.items()):
+        copy = gradio_cache / f"{i}.bin"
+        copy.write_text(text, encoding="utf-8")
+        uploads.append((name, copy))
+    before = set(Path(tempfile.gettempdir()).glob("qa-upload-*"))
+
+    result = ingest_uploads(fake_library, uploads, max_bytes=1000)
+
+    report = result.report
+    assert sorted(report.new) == ["bad-1", "notes", "outside", "same"]
+    failures = [(f.path, f.line, f.reason) for f in report.failed]
+    assert failures[0] == ("huge.txt", None, "too large (0.0 MB; the upload limit is 0.001 MB)")
+    assert ("picture.png", None, "unsupported file type '.png'") in failures
+    assert any(p == "bad.jsonl" and line == 2 for p, line, _ in failures)
+    duplicate = [r for p, _, r in failures if p == "same.txt" and "duplicate" in r]
+    assert duplicate == ["duplicate article id 'same' (already read from same.txt); kept the first"]
+    assert all(tempfile.gettempdir() not in f.path + f.reason for f in report.failed)
+    assert (
+        not (tmp_path / "outside.txt").exists() and not (tmp_path.parent / "outside.txt").exists()
+    )
+    assert set(Path(tempfile.gettempdir()).glob("qa-upload-*")) == before  # cleaned up
+    article = fake_library.article("outside")
+    assert article is not None and article.title == "Outside"
+    # Uploading the same files again changes nothing.
+    again = ingest_uploads(fake_library, uploads, max_bytes=1000).report
+    assert sorted(again.unchanged) == ["bad-1", "notes", "outside", "same"] and not again.new
+
+
+def test_questions_from_titles() -> None:
+    assert (
+        question_from_title(
+            "Russian President Vladimir Putin has ordered troops deployed near Ukraine to return."
+        )
+        == "What has Russian President Vladimir Putin ordered?"
+    )
+    assert question_from_title("Ministers have given up on the plan") == (
+        "What have Ministers given?"
+    )
+    assert question_from_title("NATO sees no sign of Russian pullback") == (
+        "What do the articles say about NATO sees no sign of Russian pullback?"
+    )
+    long = question_from_title("one two three four five six seven eight nine ten eleven twelve")
+    assert (
+        long == "What do the articles say about one two three four five six seven eight nine ten…?"
+    )
+
+
+def test_example_questions_come_from_the_articles(fake_library: Library) -> None:
+    assert example_questions(fake_library) == []  # an empty library has no examples
+
+    fake_library.ingest([SEEDS], progress=False)
+
+    assert example_questions(fake_library) == ["What has Russian President Vladimir Putin ordered?"]
+
+
+def test_filters_from_the_page() -> None:
+    filters = make_filters([" BBC ", "BBC", ""], (), " 2014-05-01 ", "")
+    assert filters == Filters(sources=("BBC",), published_from="2014-05-01")
+    assert describe(filters) == "Only articles from BBC; published on or after 2014-05-01."
+    assert describe(make_filters()) == "All articles." and not make_filters()
+    assert describe(make_filters((), (), None, "2014-05-31")) == (
+        "Only articles published on or before 2014-05-31."
+    )
+    for since, until, message in [
+        ("2014-02-30", None, "since: '2014-02-30' is not a date like 2014-05-19"),
+        ("20140501", None, "since: '20140501' is not a date like 2014-05-19"),
+        (None, "May 2014", "until: 'May 2014' is not a date like 2014-05-19"),
+        ("2014-06-01", "2014-05-01", "since (2014-06-01) is after until (2014-05-01)"),
+    ]:
+        with pytest.raises(QAError) as error:
+            make_filters((), (), since, until)
+        assert str(error.value).startswith(message)
+
+
+def test_ui_never_imports_chromadb() -> None:
+    code = (
+        "import sys, ui.app, ui.api, ui.server, ui.render, ui.uploads, ui.filters; "
+        "assert 'chromadb' not in sys.modules, 'ui imported chromadb'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 # -- the chat over HTTP ------------------------------------------------------------------------
 
 _remote: list[object] | None = None  # non-loopback network use, recorded while not None
@@ -225,28 +472,18 @@ def chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, l
         library = Library(Settings(data_dir=tmp_path_factory.mktemp("ui-data"), chroma_url=None))
         report = library.ingest([SEEDS], progress=False)
         assert report.new and not report.failed
-        app = build_app(library)
         try:
-            port = free_port()
-            app.queue().launch(
-                server_name="127.0.0.1",
-                server_port=port,
-                prevent_thread_lock=True,
-                share=False,
-                quiet=True,
-                ssr_mode=False,
-            )
-            url = f"http://127.0.0.1:{port}/"
-            from gradio_client import Client
+            with running_server(library) as base:  # the app as `qa serve` serves it
+                url = f"{base}/"
+                from gradio_client import Client
 
-            client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
-            try:
-                assert client.analytics_enabled is False
-                yield client, url, remote
-            finally:
-                client.close()
+                client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+                try:
+                    assert client.analytics_enabled is False
+                    yield client, url, remote
+                finally:
+                    client.close()
         finally:
-            app.close()
             unwatch_network()
 
 
@@ -261,9 +498,9 @@ def test_chat_answers_with_the_cited_passage(chat: tuple[Any, str, list[object]]
     client, url, remote = chat
     with urllib.request.urlopen(url, timeout=10) as page:
         assert page.status == 200
-    assert (
-        f"/{API_NAME}" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    )
+    # The page's own events are private: the one public endpoint is the reply to a question.
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {f"/{API_NAME}"}
 
     result = ask(client, "Who did Putin order to pull back the forces?")
 

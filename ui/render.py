@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from qa.types import Answer, Citation
+from vectorstore.ingest import IngestReport
+from vectorstore.types import Article, ArticleInfo
 
 # One pass over the raw text: escaping HTML first and Markdown second would re-escape the
 # "#" of "&#x27;" and show apostrophes as "&#x27;".
@@ -80,3 +84,158 @@ def answer_html(answer: Answer, prefix: str = "cite") -> str:
 def markers(text: str) -> list[int]:
     """The citation numbers used in ``text``, in order of appearance."""
     return [int(n) for n in _MARKER.findall(text)]
+
+
+# -- the chat page: answer bubbles, the sources panel, the article view, upload reports ---------
+
+
+def answer_body_html(text: str, prefix: str) -> str:
+    """One chat bubble: the answer (or the part streamed so far) with markers linking to sources.
+
+    A marker that has not fully arrived yet (``[1`` while streaming) stays plain text.
+    """
+    return f'<div class="qa-answer"><p>{_marker_links(escape(text), prefix)}</p></div>'
+
+
+def deltas(text: str, words: int = 3) -> list[str]:
+    """``text`` cut into pieces of a few words each, for streaming; ``"".join`` gives it back."""
+    pieces = re.findall(r"\s*\S+(?:\s+\Z)?|\s+\Z", text)
+    return ["".join(pieces[i : i + words]) for i in range(0, len(pieces), words)]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One answered question as the sources panel shows it; ``prefix`` makes its ids unique."""
+
+    question: str
+    answer: Answer
+    prefix: str
+
+
+def _meta(info: ArticleInfo) -> str:
+    """'source · date · link' with whatever is known; the link only for web URLs."""
+    parts = [escape(x) for x in (info.source, info.published) if x]
+    if info.url and info.url.startswith(("http://", "https://")):
+        href = html.escape(info.url, quote=True)
+        parts.append(
+            f'<a class="qa-link" href="{href}" target="_blank" rel="noopener noreferrer">'
+            "original</a>"
+        )
+    return " · ".join(parts)
+
+
+def source_card_html(c: Citation, prefix: str) -> str:
+    """A citation in the sources panel: title, source, date, link, score, quote in its passage."""
+    meta = _meta(c.article)
+    article_id = html.escape(c.article.id, quote=True)
+    return (
+        f'<article class="qa-citation" id="{prefix}-{c.n}">'
+        f'<header><span class="qa-n">{c.n}</span>'
+        f'<span class="qa-title">{escape(c.article.title)}</span></header>'
+        f'<p class="qa-meta">{meta + " · " if meta else ""}'
+        f'<span class="qa-score" title="relevance, 0 to 1">score {c.score:.2f}</span></p>'
+        f"<blockquote>{quote_in_context(c)}</blockquote>"
+        f'<button type="button" class="qa-open" data-article="{article_id}" '
+        f'data-prefix="{prefix}">Open article</button>'
+        "</article>"
+    )
+
+
+EMPTY_SOURCES = (
+    '<div class="qa-empty">The sources of each answer appear here: the article, its date '
+    "and the quoted passage, highlighted.</div>"
+)
+
+
+def sources_html(turns: Sequence[Turn]) -> str:
+    """The sources panel: every answered question, the latest first and open."""
+    if not turns:
+        return f'<div class="qa-sources-panel">{EMPTY_SOURCES}</div>'
+    parts = ['<div class="qa-sources-panel">']
+    for i, turn in enumerate(reversed(turns)):
+        cited = turn.answer.citations
+        count = f"{len(cited)} source{'s' if len(cited) != 1 else ''}" if cited else "no sources"
+        parts.append(
+            f'<details class="qa-turn" id="{turn.prefix}"{" open" if i == 0 else ""}>'
+            f'<summary><span class="qa-question">{escape(turn.question)}</span>'
+            f'<span class="qa-count">{count}</span></summary>'
+        )
+        if cited:
+            parts += [source_card_html(c, turn.prefix) for c in cited]
+        else:
+            parts.append(f'<p class="qa-none">{escape(turn.answer.text)}</p>')
+        parts.append("</details>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def article_html(article: Article, citations: Sequence[Citation] = ()) -> str:
+    """The whole article with every span the citations quote from it highlighted.
+
+    A citation whose quote is no longer at its offsets (the article changed since the answer)
+    is listed as such instead of highlighting the wrong text.
+    """
+    mine = [c for c in citations if c.article.id == article.id]
+    found = [c for c in mine if article.text[c.start : c.end] == c.quote and c.end > c.start]
+    stale = [c for c in mine if c not in found]
+    meta = _meta(article.info)
+    parts = [
+        '<div class="qa-article">',
+        f"<h3>{escape(article.title)}</h3>",
+        f'<p class="qa-meta">{meta + " · " if meta else ""}'
+        f"{len(article.text):,} characters · id {escape(article.id)}</p>",
+    ]
+    if stale:
+        numbers = ", ".join(f"[{c.n}]" for c in stale)
+        parts.append(
+            f'<p class="qa-stale">The article has changed since the answer: {numbers} '
+            "no longer found at the cited place.</p>"
+        )
+    parts.append(f'<div class="qa-text">{_highlighted(article.text, found)}</div></div>')
+    return "".join(parts)
+
+
+def _highlighted(text: str, citations: Sequence[Citation]) -> str:
+    """``text`` escaped, each cited span in a <mark> followed by its marker(s)."""
+    spans: list[tuple[int, int, list[int]]] = []  # merged, non-overlapping, in order
+    for c in sorted(citations, key=lambda c: (c.start, c.end)):
+        if spans and c.start < spans[-1][1]:
+            start, end, ns = spans[-1]
+            spans[-1] = (start, max(end, c.end), [*ns, c.n])
+        else:
+            spans.append((c.start, c.end, [c.n]))
+    out: list[str] = []
+    at = 0
+    for start, end, ns in spans:
+        label = "".join(f"[{n}]" for n in sorted(ns))
+        out.append(escape(text[at:start]))
+        out.append(
+            f'<mark class="qa-cited" data-n="{label}">{escape(text[start:end])}</mark>'
+            f'<sup class="qa-n-ref">{label}</sup>'
+        )
+        at = end
+    out.append(escape(text[at:]))
+    return "".join(out)
+
+
+def ingest_report_html(report: IngestReport, seconds: float) -> str:
+    """What ``qa ingest`` prints, as HTML: counts, then the articles and the failures."""
+    counts = (
+        f"{len(report.new)} new, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} unchanged, {len(report.failed)} failed "
+        f"({report.chunks_written} passages written in {seconds:.1f} s)"
+    )
+    status = "qa-ok" if report.ok else "qa-partial"
+    parts = [f'<div class="qa-report {status}"><p><b>{escape(counts)}</b></p><ul>']
+    for label, ids in (
+        ("new", report.new),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+    ):
+        parts += [f'<li class="qa-{label}">{label}: {escape(aid)}</li>' for aid in ids]
+    for failure in report.failed:
+        where = failure.path + (f":{failure.line}" if failure.line else "")
+        reason = escape(failure.reason)
+        parts.append(f'<li class="qa-failed">failed: {escape(where)}: {reason}</li>')
+    parts.append("</ul></div>")
+    return "".join(parts)

@@ -1,0 +1,350 @@
+"""The HTTP API, served beside the chat: ask (whole or streamed) and read the articles.
+
+``POST /api/ask`` answers with exactly the JSON of ``qa ask --json`` (``qa.output.answer_dict``);
+``POST /api/ask/stream`` sends the same answer as server-sent events: ``delta`` events with
+pieces of the answer's text, then one ``answer`` event with the whole JSON (or one ``error``
+event). Bad requests get a 4xx with ``{"detail": "a sentence saying what is wrong"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from qa.output import answer_dict
+from qa.service import Library
+from qa.types import Answer
+from ui.filters import check_date, make_filters
+from ui.render import deltas
+from vectorstore.errors import QAError
+from vectorstore.types import Filters
+
+log = logging.getLogger(__name__)
+
+MAX_HISTORY = 100  # messages
+MAX_MESSAGE_CHARS = 20_000
+MAX_FILTER_VALUES = 100
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+
+class Message(BaseModel):
+    """One earlier message of the conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=MAX_MESSAGE_CHARS)
+
+
+class FiltersIn(BaseModel):
+    """Which articles to search; every key is optional and an empty filter searches all."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"sources": ["BBC"], "since": "2014-05-01"}]},
+    )
+
+    sources: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_VALUES,
+        description="Only articles from these sources.",
+    )
+    article_ids: list[str] = Field(
+        default_factory=list, max_length=MAX_FILTER_VALUES, description="Only these articles."
+    )
+    since: str | None = Field(
+        default=None, description="Only articles published on or after (YYYY-MM-DD)."
+    )
+    until: str | None = Field(
+        default=None, description="Only articles published on or before (YYYY-MM-DD)."
+    )
+
+    @field_validator("since", "until")
+    @classmethod
+    def _date(cls, value: str | None) -> str | None:
+        try:
+            return check_date(value)
+        except QAError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _order(self) -> FiltersIn:
+        try:
+            self.as_filters()
+        except QAError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def as_filters(self) -> Filters:
+        return make_filters(self.sources, self.article_ids, self.since, self.until)
+
+
+class AskRequest(BaseModel):
+    """A question, the conversation so far (accepted, not yet used) and filters."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "Who did Putin order to pull back the forces?",
+                    "history": [],
+                    "filters": {},
+                }
+            ]
+        },
+    )
+
+    question: str = Field(description="The question, in plain language.")
+    history: list[Message] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY,
+        description="Earlier messages, oldest first (accepted; follow-ups come later).",
+    )
+    filters: FiltersIn = Field(default_factory=lambda: FiltersIn())
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+class CitationOut(BaseModel):
+    n: int = Field(description="The marker [n] in the answer.")
+    article_id: str
+    title: str
+    source: str | None
+    url: str | None
+    published: str | None = Field(description="YYYY-MM-DD")
+    quote: str = Field(description="Exactly the article's text[start:end].")
+    start: int
+    end: int
+    score: float = Field(description="Relevance, 0 to 1.")
+
+
+class AnswerOut(BaseModel):
+    """The JSON of ``qa ask --json``."""
+
+    question: str
+    answer: str = Field(description="Every sentence ends with the marker [n] of its citation.")
+    abstained: bool = Field(description="True when the articles don't say: then no citations.")
+    citations: list[CitationOut]
+
+
+class ArticleSummaryOut(BaseModel):
+    id: str
+    title: str
+    source: str | None
+    url: str | None
+    published: str | None
+    chunks: int = Field(description="How many passages the article is stored as.")
+    chars: int
+
+
+class ArticleOut(BaseModel):
+    id: str
+    title: str
+    source: str | None
+    url: str | None
+    published: str | None
+    text: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body is not JSON."},
+    422: {"model": ErrorOut, "description": "The request is not a question that can be asked."},
+    503: {"model": ErrorOut, "description": "The article store cannot be used right now."},
+}
+
+STREAM_DOC = """Server-sent events (`text/event-stream`):
+
+```
+event: delta
+data: {"text": "Mr Putin specifically"}
+
+event: delta
+data: {"text": " ordered Defence Minister"}
+...
+event: answer
+data: {"question": ..., "answer": ..., "abstained": false, "citations": [...]}
+```
+
+The `delta` texts joined are the answer; the last event is `answer` (the JSON of `POST
+/api/ask`) or, when answering failed, `error` with `{"detail": "..."}`.
+"""
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+def api_router(library: Library) -> APIRouter:
+    """The ``/api`` routes over ``library``."""
+    router = APIRouter(prefix="/api", tags=["questions and articles"])
+
+    def checked(request: AskRequest) -> tuple[str, Filters]:
+        try:
+            question = library.check_question(request.question)
+        except QAError as exc:
+            raise HTTPException(422, detail=f"question: {exc}") from None
+        return question, request.filters.as_filters()
+
+    def answer(question: str, filters: Filters) -> Answer:
+        try:
+            return library.ask(question, filters)
+        except QAError as exc:
+            raise HTTPException(503, detail=str(exc)) from None
+
+    @router.post("/ask", response_model=AnswerOut, responses=ERRORS, summary="Ask a question")
+    def ask(request: AskRequest) -> dict[str, Any]:
+        """The answer with its citations: the same JSON as `qa ask --json`."""
+        question, filters = checked(request)
+        return answer_dict(answer(question, filters))
+
+    @router.post(
+        "/ask/stream",
+        response_class=StreamingResponse,
+        responses={
+            **ERRORS,
+            200: {"content": {"text/event-stream": {}}, "description": STREAM_DOC},
+        },
+        summary="Ask a question, the answer streamed",
+    )
+    async def ask_stream(request: AskRequest) -> StreamingResponse:
+        """The answer as server-sent events: text deltas, then the whole answer JSON."""
+        question, filters = checked(request)
+
+        async def events() -> AsyncIterator[str]:
+            try:
+                result = await run_in_threadpool(library.ask, question, filters)
+            except QAError as exc:
+                yield sse("error", {"detail": str(exc)})
+                return
+            except Exception:
+                log.exception("answering %r failed", question[:200])
+                yield sse("error", {"detail": "something went wrong while answering"})
+                return
+            for piece in deltas(result.text):
+                yield sse("delta", {"text": piece})
+            yield sse("answer", answer_dict(result))
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @router.get("/articles", response_model=list[ArticleSummaryOut], summary="List the articles")
+    def articles() -> list[dict[str, Any]]:
+        """Every article in the library (what `qa list --json` prints), ordered by id."""
+        try:
+            rows = library.articles()
+        except QAError as exc:
+            raise HTTPException(503, detail=str(exc)) from None
+        return [
+            {
+                "id": r.info.id,
+                "title": r.info.title,
+                "source": r.info.source,
+                "url": r.info.url,
+                "published": r.info.published,
+                "chunks": r.chunks,
+                "chars": r.chars,
+            }
+            for r in rows
+        ]
+
+    @router.get(
+        "/articles/{article_id:path}",
+        response_model=ArticleOut,
+        responses={404: {"model": ErrorOut, "description": "No such article."}, 503: ERRORS[503]},
+        summary="Read one article",
+    )
+    def article(article_id: str) -> dict[str, Any]:
+        """The whole article; citations' `start`/`end` are offsets into its `text`."""
+        try:
+            found = library.article(article_id)
+        except QAError as exc:
+            raise HTTPException(503, detail=str(exc)) from None
+        if found is None:
+            raise HTTPException(404, detail=f"no such article: {article_id!r}")
+        return {
+            "id": found.id,
+            "title": found.title,
+            "source": found.source,
+            "url": found.url,
+            "published": found.published,
+            "text": found.text,
+        }
+
+    return router
+
+
+def sse(event: str, data: dict[str, Any]) -> str:
+    """One server-sent event; the JSON is on one line, so it is one ``data:`` field."""
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+# -- errors as one clear sentence --------------------------------------------------------------
+
+_KEYS: dict[str, type[BaseModel]] = {
+    "body": AskRequest,
+    "filters": FiltersIn,
+    "history": Message,
+}
+
+
+def describe_errors(errors: Sequence[Any]) -> tuple[int, str]:
+    """The status and one readable message for pydantic's validation errors."""
+    messages: list[str] = []
+    status = 422
+    for error in errors:
+        kind = str(error.get("type", ""))
+        loc = [p for p in error.get("loc", ()) if p != "body"]
+        where = _where(loc)
+        if kind == "json_invalid":
+            status = 400
+            reason = error.get("ctx", {}).get("error", "")
+            messages.append(f"the body is not valid JSON ({reason})" if reason else "bad JSON")
+        elif kind == "extra_forbidden":
+            parent = next(
+                (str(p) for p in reversed(error.get("loc", ())[:-1]) if isinstance(p, str)), "body"
+            )
+            model = _KEYS.get(parent, AskRequest)
+            allowed = ", ".join(model.model_fields)
+            messages.append(f"unknown key {where!r} (the keys are: {allowed})")
+        elif kind == "missing":
+            messages.append(f"{where or 'body'}: required")
+        elif kind in {"model_attributes_type", "dict_type"} and not loc:
+            messages.append('the body must be a JSON object like {"question": "..."}')
+        else:
+            msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+            messages.append(f"{where}: {msg}" if where else msg)
+    return status, "; ".join(dict.fromkeys(messages)) or "invalid request"
+
+
+def _where(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Validation errors of ``app``'s own routes as ``{"detail": "..."}`` with 400 or 422."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status, message = describe_errors(exc.errors())
+        return JSONResponse({"detail": message}, status_code=status)
