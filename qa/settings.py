@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     collection: str = "articles"
     embedding_model: Path | None = None  # None: the bundled all-MiniLM-L6-v2
 
-    chunk_chars: int = Field(300, ge=100, le=4000)
+    chunk_chars: int = Field(450, ge=100, le=4000)
     max_file_mb: float = Field(20.0, gt=0)
 
     top_k: int = Field(8, ge=1, le=100)  # chunks retrieved per question
