@@ -103,6 +103,7 @@ def cnn_data(data: Path, n: int) -> tuple[list[Article], list[EvalQuestion]]:
 
 
 def ours(articles: list[Article], questions: list[EvalQuestion], work: Path) -> tuple[Row, float]:
+    work.mkdir(parents=True, exist_ok=True)
     corpus = write_corpus_jsonl(articles, work / "corpus.jsonl")
     settings = Settings(
         data_dir=work / "ours", max_citations=max(KS), citation_keep_ratio=0.0, min_score=0.0
