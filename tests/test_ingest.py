@@ -1,13 +1,24 @@
-"""Ingestion: idempotent re-runs, replacement of changed articles, bad files beside good ones."""
+"""Ingestion: idempotent re-runs, replacement of changed articles, bad files beside good ones,
+and the pipelined ingest: exact chunks and report, failures of the store or the model."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
 
 from qa.service import Library
 from tests.conftest import SEED_ARTICLE
 from tests.fakes import BagOfWordsEmbedder
+from vectorstore.errors import StoreError
+from vectorstore.ingest import IngestOptions, ingest
+from vectorstore.loaders import LoadFailure
+from vectorstore.store import ChromaStore
+from vectorstore.types import Article, Chunk
 
 
 def write_jsonl(path: Path, records: list[dict[str, str]]) -> Path:
@@ -124,3 +135,202 @@ def test_a_rerun_after_an_interrupted_write_converges(
     assert report.new == ["x"]
     stored = set(fake_library.store.chunk_ids("x"))
     assert stored == {c.id for c in chunk_article(article, fake_library.settings.chunk_chars)}
+
+
+# -- the pipelined ingest ----------------------------------------------------------------------
+
+
+def many_articles(n: int) -> list[dict[str, str]]:
+    """Articles of different lengths, so groups of chunks split inside and between them."""
+    return [
+        {
+            "id": f"a{i:02d}",
+            "title": f"Article {i}",
+            "text": " ".join(
+                f"Report {i} sentence {j} mentions troops, talks and sanctions number {i * j}."
+                for j in range(1 + (i * 7) % 23)
+            ),
+        }
+        for i in range(n)
+    ]
+
+
+def stored_chunks(library: Library) -> dict[str, tuple[str, int, int, str, list[float]]]:
+    """Every stored chunk: id -> (article id, start, end, text, vector)."""
+    library.store._open()
+    got = library.store._chunks.get(include=["documents", "metadatas", "embeddings"])
+    return {
+        cid: (str(meta["article_id"]), int(meta["start"]), int(meta["end"]), text, list(vector))
+        for cid, text, meta, vector in zip(
+            got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True
+        )
+    }
+
+
+def expected_chunks(
+    path: Path, chunk_chars: int, embedder: BagOfWordsEmbedder
+) -> dict[str, tuple[str, int, int, str, list[float]]]:
+    """What ``chunk_article`` and the embedder make of every article in ``path``."""
+    from vectorstore.chunking import chunk_article
+    from vectorstore.loaders import load_file
+
+    out = {}
+    for article in load_file(path):
+        assert not isinstance(article, LoadFailure)
+        for chunk in chunk_article(article, chunk_chars):
+            vector = embedder.embed([chunk.text])[0]
+            out[chunk.id] = (article.id, chunk.start, chunk.end, chunk.text, vector)
+    return out
+
+
+def test_pipelined_ingest_stores_exactly_the_chunks_of_chunk_article(
+    fake_library: Library, fake_embedder: BagOfWordsEmbedder, tmp_path: Path
+) -> None:
+    """Small groups and hash-lookup batches: every chunk, with its own vector, lands once."""
+    records = many_articles(30)
+    path = write_jsonl(tmp_path / "many.jsonl", records)
+    options = IngestOptions(chunk_chars=120, embed_group=7, check_batch=4, progress=False)
+    report = ingest([path], fake_library.store, fake_embedder, options)
+    assert report.ok and report.new == [r["id"] for r in records]  # exact, in input order
+    assert report.updated == report.unchanged == []
+    expected = expected_chunks(path, 120, fake_embedder)
+    assert report.chunks_written == len(expected) > 60
+    got = stored_chunks(fake_library)
+    assert got.keys() == expected.keys()
+    for cid, (aid, start, end, text, vector) in expected.items():
+        g_aid, g_start, g_end, g_text, g_vector = got[cid]
+        assert (g_aid, g_start, g_end, g_text) == (aid, start, end, text)
+        assert max(abs(a - b) for a, b in zip(g_vector, vector, strict=True)) < 1e-6, cid
+    rows = {r.info.id: r.chunks for r in fake_library.articles()}
+    assert rows == {r["id"]: sum(1 for v in expected.values() if v[0] == r["id"]) for r in records}
+
+
+def test_pipelined_ingest_reports_new_updated_and_unchanged_exactly(
+    fake_library: Library, fake_embedder: BagOfWordsEmbedder, tmp_path: Path
+) -> None:
+    records = many_articles(12)
+    path = write_jsonl(tmp_path / "many.jsonl", records)
+    options = IngestOptions(chunk_chars=150, embed_group=5, check_batch=5, progress=False)
+    ingest([path], fake_library.store, fake_embedder, options)
+    records[3]["text"] += " A new closing sentence."
+    records[8]["title"] = "Renamed"
+    records.append({"id": "late", "text": "A late article about talks."})
+    write_jsonl(path, records)
+    embedded = fake_embedder.texts_embedded
+    report = ingest([path], fake_library.store, fake_embedder, options)
+    assert report.updated == ["a03", "a08"] and report.new == ["late"]
+    assert report.unchanged == [r["id"] for r in records if r["id"] not in ("a03", "a08", "late")]
+    assert report.chunks_written == fake_embedder.texts_embedded - embedded
+    assert stored_chunks(fake_library).keys() == expected_chunks(path, 150, fake_embedder).keys()
+
+
+class RefusingStore(ChromaStore):
+    """A real store that refuses to write some articles (once each, or always)."""
+
+    def __init__(self, store: ChromaStore, refuse: set[str], error: type[Exception]) -> None:
+        super().__init__(store._config, store._model_id)
+        self.refuse = refuse
+        self.error = error
+        self.calls = 0
+
+    def write_articles(self, items: Sequence[tuple[Article, Sequence[Chunk], Any]]) -> None:
+        self.calls += 1
+        if any(article.id in self.refuse for article, _, _ in items):
+            # what a failure half-way leaves behind: some chunks, no registry record
+            article, chunks, vectors = items[0]
+            self._open()
+            self._chunks.upsert(
+                ids=[c.id for c in chunks[:1]],
+                documents=[c.text for c in chunks[:1]],
+                embeddings=np.asarray(vectors[:1], dtype=np.float32),
+                metadatas=[{"article_id": article.id, "title": "", "start": 0, "end": 1}],
+            )
+            raise self.error(f"refused {sorted(self.refuse)}")
+        super().write_articles(items)
+
+
+def assert_consistent(library: Library, chunk_chars: int) -> None:
+    """Every recorded article has exactly the chunks chunk_article gives it."""
+    from vectorstore.chunking import chunk_article
+
+    for row in library.articles():
+        article = library.article(row.info.id)
+        assert article is not None
+        want = {c.id for c in chunk_article(article, chunk_chars)}
+        assert set(library.store.chunk_ids(article.id)) == want, article.id
+        assert row.chunks == len(want)
+
+
+def test_an_article_the_store_refuses_is_reported_and_a_rerun_stores_it(
+    fake_library: Library, fake_embedder: BagOfWordsEmbedder, tmp_path: Path
+) -> None:
+    records = many_articles(10)
+    path = write_jsonl(tmp_path / "many.jsonl", records)
+    options = IngestOptions(chunk_chars=150, embed_group=9, progress=False)
+    refusing = RefusingStore(fake_library.store, {"a04"}, ValueError)
+    report = ingest([path], refusing, fake_embedder, options)
+    assert report.new == [r["id"] for r in records if r["id"] != "a04"]
+    [failure] = report.failed
+    assert failure.path == str(path) and "'a04' could not be stored: refused" in failure.reason
+    assert "a04" not in {r.info.id for r in fake_library.articles()}
+    assert_consistent(fake_library, 150)
+
+    again = ingest([path], fake_library.store, fake_embedder, options)
+    assert again.ok and again.new == ["a04"] and len(again.unchanged) == 9
+    assert_consistent(fake_library, 150)
+    assert len(fake_library.articles()) == 10
+
+
+def test_a_lost_store_stops_the_run_and_a_rerun_finishes_the_job(
+    fake_library: Library, fake_embedder: BagOfWordsEmbedder, tmp_path: Path
+) -> None:
+    records = many_articles(20)
+    path = write_jsonl(tmp_path / "many.jsonl", records)
+    options = IngestOptions(chunk_chars=150, embed_group=6, progress=False)
+    lost = RefusingStore(fake_library.store, {"a11"}, StoreError)
+    with pytest.raises(StoreError, match=r"refused.*articles were stored before it; run") as e:
+        ingest([path], lost, fake_embedder, options)
+    stored = sorted(r.info.id for r in fake_library.articles())
+    assert f"({len(stored)} articles were stored" in str(e.value)
+    assert 5 < len(stored) <= 11 and stored == [r["id"] for r in records[: len(stored)]]
+    assert_consistent(fake_library, 150)  # whole groups written, the failing one not recorded
+
+    again = ingest([path], fake_library.store, fake_embedder, options)
+    assert again.ok and again.new == [r["id"] for r in records[len(stored) :]]
+    assert again.unchanged == stored
+    assert_consistent(fake_library, 150)
+    assert len(fake_library.articles()) == 20
+
+
+def test_an_embedding_failure_stops_the_run_cleanly(fake_library: Library, tmp_path: Path) -> None:
+    class FailingEmbedder(BagOfWordsEmbedder):
+        def embed(self, texts: Sequence[str]) -> list[list[float]]:
+            if self.calls == 2:
+                raise RuntimeError("out of memory")
+            return super().embed(texts)
+
+    path = write_jsonl(tmp_path / "many.jsonl", many_articles(20))
+    options = IngestOptions(chunk_chars=150, embed_group=6, progress=False)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        ingest([path], fake_library.store, FailingEmbedder(), options)
+    written = len(fake_library.articles())
+    assert 0 < written < 20
+    assert_consistent(fake_library, 150)
+
+
+def test_the_model_is_loaded_only_when_something_needs_embedding(
+    fake_library: Library, tmp_path: Path
+) -> None:
+    class CountingEmbedder(BagOfWordsEmbedder):
+        warm_ups = 0
+
+        def warm_up(self) -> None:
+            self.warm_ups += 1
+
+    embedder = CountingEmbedder()
+    path = write_jsonl(tmp_path / "a.jsonl", many_articles(3))
+    options = IngestOptions(progress=False)
+    ingest([path], fake_library.store, embedder, options)
+    assert embedder.warm_ups == 1 and embedder.calls == 1
+    ingest([path], fake_library.store, embedder, options)
+    assert embedder.warm_ups == 1 and embedder.calls == 1

@@ -11,20 +11,28 @@ Two collections per library name:
 Write order keeps the two consistent across a crash: an article's chunks are written first, its
 stale chunks deleted next, its registry record (with the new hash) last. A crash in between
 leaves the old hash (or none), so the next ingest writes the article again and converges.
-Deleting goes the other way round: chunks first, then the record.
+Deleting goes the other way round: chunks first, then the record. ``write_articles`` keeps that
+order for a whole batch of articles (all chunks, then stale chunks, then all records) in a few
+large requests, which is what makes ingestion's writes cheap.
+
+A Chroma server that does not answer within ``StoreConfig.timeout`` seconds (``QA_CHROMA_TIMEOUT``)
+is a ``StoreError``, never a hang.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
+import numpy as np
+import numpy.typing as npt
+
 from vectorstore.errors import ConfigError, StoreError
-from vectorstore.lexical import ChunkRecord
 from vectorstore.types import (
     Article,
     ArticleInfo,
@@ -34,9 +42,17 @@ from vectorstore.types import (
     ScoredPassage,
 )
 
+if TYPE_CHECKING:
+    from vectorstore.lexical import ChunkRecord
+
 _REGISTRY_VECTOR = [1.0]
 _MODEL_KEY = "embedding_model"
 _REVISION_KEY = "revision"
+_REGISTRY_BATCH = 256  # article records (full texts) per request
+_ID_FILTER_BATCH = 500  # article ids per "$in" filter
+
+Vectors = Sequence[Sequence[float]] | npt.NDArray[np.float32]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,7 @@ class StoreConfig:
     data_dir: Path
     chroma_url: str | None = None
     name: str = "articles"
+    timeout: float = 30.0  # seconds a Chroma server may take to answer one request
 
 
 def open_client(config: StoreConfig) -> Any:
@@ -55,26 +72,73 @@ def open_client(config: StoreConfig) -> Any:
 
     settings = Settings(anonymized_telemetry=False, allow_reset=False)
     if config.chroma_url:
-        url = urlparse(config.chroma_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigError(
-                f"chroma URL must look like http://HOST:PORT, got {config.chroma_url!r}"
-            )
-        port = url.port or (443 if url.scheme == "https" else 8000)
-        try:
-            return chromadb.HttpClient(
-                host=url.hostname, port=port, ssl=url.scheme == "https", settings=settings
-            )
-        except Exception as exc:
-            raise StoreError(
-                f"cannot reach the Chroma server at {config.chroma_url}: {exc}"
-            ) from exc
+        return _http_client(config, settings)
     path = config.data_dir / "chroma"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the data folder {path}: {exc.strerror}") from exc
     return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+def _http_client(config: StoreConfig, settings: Any) -> Any:
+    """An HTTP client whose every request gives up after ``config.timeout`` seconds.
+
+    chromadb's HTTP client waits forever (its httpx session has no timeout, and no setting
+    changes that), and its constructor already sends requests. So the server is first asked for
+    its heartbeat with the timeout, then the client is built and its session given the timeout.
+    """
+    import chromadb
+    import httpx
+
+    assert config.chroma_url
+    url = urlparse(config.chroma_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(f"chroma URL must look like http://HOST:PORT, got {config.chroma_url!r}")
+    port = url.port or (443 if url.scheme == "https" else 8000)
+    base = f"{url.scheme}://{url.netloc}"
+    try:
+        httpx.get(f"{base}/api/v2/heartbeat", timeout=config.timeout)
+    except httpx.TransportError as exc:
+        raise StoreError(_unreachable(config, exc)) from exc
+    try:
+        client = chromadb.HttpClient(
+            host=url.hostname, port=port, ssl=url.scheme == "https", settings=settings
+        )
+    except Exception as exc:
+        raise StoreError(f"cannot use the Chroma server at {config.chroma_url}: {exc}") from exc
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(config.timeout)
+    return client
+
+
+def _unreachable(config: StoreConfig, exc: Exception) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return (
+            f"the Chroma server at {config.chroma_url} did not answer within "
+            f"{config.timeout:g} s (QA_CHROMA_TIMEOUT)"
+        )
+    return f"cannot reach the Chroma server at {config.chroma_url}: {exc or type(exc).__name__}"
+
+
+def _reports_unreachable(method: F) -> F:
+    """Turn a lost or silent Chroma server (an httpx transport error) into a ``StoreError``."""
+
+    @functools.wraps(method)
+    def wrapper(self: ChromaStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            import httpx
+
+            if isinstance(exc, httpx.TransportError):
+                raise StoreError(_unreachable(self._config, exc)) from exc
+            raise
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _metadata(article: Article) -> dict[str, str | int]:
@@ -128,6 +192,7 @@ class ChromaStore:
         self._client: Any = None
         self._chunks: Any = None
         self._articles: Any = None
+        self._batch_size: int | None = None
 
     # -- connection ------------------------------------------------------------------------
 
@@ -157,11 +222,15 @@ class ChromaStore:
 
     @property
     def batch_size(self) -> int:
-        self._open()
-        return int(self._client.get_max_batch_size())
+        """The most records Chroma takes in one request."""
+        if self._batch_size is None:
+            self._open()
+            self._batch_size = int(self._client.get_max_batch_size())
+        return self._batch_size
 
     # -- reading ---------------------------------------------------------------------------
 
+    @_reports_unreachable
     def stored_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
         """The content hash stored for each of ``article_ids`` that is in the library."""
         self._open()
@@ -172,6 +241,7 @@ class ChromaStore:
                 found[aid] = str(meta.get("content_hash", ""))
         return found
 
+    @_reports_unreachable
     def list_articles(self) -> list[ArticleSummary]:
         """Every article in the library, ordered by id."""
         self._open()
@@ -187,6 +257,7 @@ class ChromaStore:
         ]
         return sorted(rows, key=lambda row: row.info.id)
 
+    @_reports_unreachable
     def get_article(self, article_id: str) -> Article | None:
         """The whole article, or None when it is not in the library."""
         self._open()
@@ -197,16 +268,19 @@ class ChromaStore:
         info = _info(meta, article_id)
         return Article(info.id, info.title, text, info.source, info.url, info.published)
 
+    @_reports_unreachable
     def chunk_ids(self, article_id: str) -> list[str]:
         """The ids of every chunk stored for ``article_id``."""
         self._open()
         got = self._chunks.get(where={"article_id": article_id}, include=[])
         return list(got["ids"])
 
+    @_reports_unreachable
     def count_chunks(self) -> int:
         self._open()
         return int(self._chunks.count())
 
+    @_reports_unreachable
     def revision(self) -> str:
         """A marker that changes with every write or delete, by any process."""
         self._open()
@@ -215,10 +289,12 @@ class ChromaStore:
 
     def iter_records(self, page: int = 5000) -> Iterator[ChunkRecord]:
         """Every stored chunk, for building derived indexes."""
+        from vectorstore.lexical import ChunkRecord
+
         self._open()
         offset = 0
         while True:
-            got = self._chunks.get(limit=page, offset=offset, include=["documents", "metadatas"])
+            got = self._page(page, offset)
             for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
                 yield ChunkRecord(
                     cid,
@@ -232,6 +308,11 @@ class ChromaStore:
                 return
             offset += page
 
+    @_reports_unreachable
+    def _page(self, limit: int, offset: int) -> Any:
+        return self._chunks.get(limit=limit, offset=offset, include=["documents", "metadatas"])
+
+    @_reports_unreachable
     def get_passages(
         self, chunk_ids: Sequence[str], query_vector: Sequence[float]
     ) -> list[ScoredPassage]:
@@ -252,6 +333,7 @@ class ChromaStore:
             passages.append(ScoredPassage(chunk, _info(meta), max(0.0, min(1.0, cosine))))
         return passages
 
+    @_reports_unreachable
     def search(
         self, vector: Sequence[float], k: int, filters: Filters | None = None
     ) -> list[ScoredPassage]:
@@ -279,44 +361,78 @@ class ChromaStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write_article(
-        self, article: Article, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]
-    ) -> None:
+    def write_article(self, article: Article, chunks: Sequence[Chunk], vectors: Vectors) -> None:
         """Store ``article`` as exactly ``chunks``, replacing whatever it had before."""
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        self.write_articles([(article, chunks, vectors)])
+
+    @_reports_unreachable
+    def write_articles(self, items: Sequence[tuple[Article, Sequence[Chunk], Vectors]]) -> None:
+        """Store each article as exactly its chunks, replacing whatever it had before.
+
+        In as few requests as Chroma allows, in the crash-safe order: every chunk of every
+        article, then the articles' stale chunks deleted, then their registry records, then
+        one revision bump.
+        """
+        for article, chunks, vectors in items:
+            if len(chunks) != len(vectors):
+                raise ValueError(f"{article.id}: {len(chunks)} chunks but {len(vectors)} vectors")
+        if not items:
+            return
         self._open()
-        base = _metadata(article)
         size = self.batch_size
-        for start in range(0, len(chunks), size):
-            part = chunks[start : start + size]
+        ids: list[str] = []
+        documents: list[str] = []
+        metadatas: list[dict[str, str | int]] = []
+        rows: list[npt.NDArray[np.float32]] = []
+        for article, chunks, vectors in items:
+            base = _metadata(article)
+            ids.extend(c.id for c in chunks)
+            documents.extend(c.text for c in chunks)
+            metadatas.extend({**base, "start": c.start, "end": c.end} for c in chunks)
+            if len(chunks):
+                rows.extend(np.asarray(vectors, dtype=np.float32))
+        for start in range(0, len(ids), size):
             self._chunks.upsert(
-                ids=[c.id for c in part],
-                documents=[c.text for c in part],
-                embeddings=[list(v) for v in vectors[start : start + size]],
-                metadatas=[{**base, "start": c.start, "end": c.end} for c in part],
+                ids=ids[start : start + size],
+                documents=documents[start : start + size],
+                embeddings=rows[start : start + size],
+                metadatas=metadatas[start : start + size],
             )
-        keep = {c.id for c in chunks}
-        stale = [cid for cid in self.chunk_ids(article.id) if cid not in keep]
+        keep = set(ids)
+        stale = [cid for cid in self._chunk_ids_of([a.id for a, _, _ in items]) if cid not in keep]
         for batch in _batches(stale, size):
             self._chunks.delete(ids=batch)
-        record = {
-            **base,
-            "content_hash": article.content_hash,
-            "chunks": len(chunks),
-            "chars": len(article.text),
-        }
-        self._articles.upsert(
-            ids=[article.id],
-            documents=[article.text],
-            embeddings=[_REGISTRY_VECTOR],
-            metadatas=[record],
-        )
+        records = [
+            {
+                **_metadata(article),
+                "content_hash": article.content_hash,
+                "chunks": len(chunks),
+                "chars": len(article.text),
+            }
+            for article, chunks, _ in items
+        ]
+        for start in range(0, len(items), min(size, _REGISTRY_BATCH)):
+            part = items[start : start + min(size, _REGISTRY_BATCH)]
+            self._articles.upsert(
+                ids=[article.id for article, _, _ in part],
+                documents=[article.text for article, _, _ in part],
+                embeddings=[_REGISTRY_VECTOR] * len(part),
+                metadatas=records[start : start + len(part)],
+            )
         self._bump_revision()
+
+    def _chunk_ids_of(self, article_ids: list[str]) -> list[str]:
+        """The ids of every chunk stored for any of ``article_ids``."""
+        found: list[str] = []
+        for batch in _batches(article_ids, _ID_FILTER_BATCH):
+            where = {"article_id": batch[0]} if len(batch) == 1 else {"article_id": {"$in": batch}}
+            found.extend(self._chunks.get(where=where, include=[])["ids"])
+        return found
 
     def _bump_revision(self) -> None:
         self._chunks.modify(metadata={_MODEL_KEY: self._model_id, _REVISION_KEY: uuid.uuid4().hex})
 
+    @_reports_unreachable
     def delete_article(self, article_id: str) -> bool:
         """Remove the article and all its chunks; False when it was not there."""
         self._open()
