@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from qa.types import Answer, Citation
+from qa.types import Answer, AnswerSentence, Citation
 from vectorstore.text import words
 from vectorstore.types import ScoredPassage
 
@@ -64,7 +64,8 @@ class ExtractiveAnswerer:
             chosen.append(passage)
         citations = tuple(_citation(n, p) for n, p in enumerate(chosen, start=1))
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
-        return Answer(question, text, citations)
+        sentences = tuple(AnswerSentence(c.quote, (c.n,), True) for c in citations)
+        return Answer(question, text, citations, sentences=sentences)
 
 
 def _citation(n: int, passage: ScoredPassage) -> Citation:

@@ -102,6 +102,26 @@ def ingest(paths: tuple[Path, ...], quiet: bool, **flags: Any) -> None:
 @click.option("--article", "article_ids", multiple=True, help="Only this article id.")
 @click.option("--since", metavar="YYYY-MM-DD", help="Only articles published on or after.")
 @click.option("--until", metavar="YYYY-MM-DD", help="Only articles published on or before.")
+@click.option(
+    "--llm-base-url",
+    metavar="URL",
+    help="An OpenAI-compatible chat endpoint to write the answer, e.g. "
+    "http://127.0.0.1:11434/v1 (Ollama) [env QA_LLM_BASE_URL; default: none, offline].",
+)
+@click.option("--llm-model", metavar="NAME", help="The model to ask [env QA_LLM_MODEL].")
+@click.option(
+    "--llm-api-key-env",
+    metavar="VAR",
+    help="The NAME of the environment variable holding the API key, never the key itself "
+    "[env QA_LLM_API_KEY_ENV; default: OPENAI_API_KEY].",
+)
+@click.option(
+    "--llm-timeout",
+    type=click.FloatRange(min=0, min_open=True, max=600),
+    metavar="SECONDS",
+    help="How long to wait for the model before showing the passages instead "
+    "[env QA_LLM_TIMEOUT; default: 30].",
+)
 @store_options
 def ask(
     question: str,
@@ -112,7 +132,12 @@ def ask(
     until: str | None,
     **flags: Any,
 ) -> None:
-    """Answer QUESTION from the stored articles, citing the passages used."""
+    """Answer QUESTION from the stored articles, citing the passages used.
+
+    With --llm-base-url a language model writes the answer from the passages; each sentence
+    is checked against the passages it cites, and the passages are shown instead when the
+    model fails or cannot be verified.
+    """
     from qa.output import answer_dict, answer_text
 
     filters = Filters(sources, article_ids, _date(since, "--since"), _date(until, "--until"))

@@ -29,6 +29,13 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
         "answer": answer.text,
         "abstained": answer.abstained,
         "citations": [citation_dict(c) for c in answer.citations],
+        "short_answer": answer.short_answer,
+        "answerer": answer.answerer,
+        "note": answer.note,
+        "sentences": [
+            {"text": s.text, "citations": list(s.citations), "supported": s.supported}
+            for s in answer.sentences
+        ],
     }
 
 
@@ -40,7 +47,14 @@ def byline(c: Citation) -> str:
 
 def answer_text(answer: Answer, width: int = 100) -> str:
     """A readable rendering for a terminal."""
-    lines = [textwrap.fill(answer.text, width)]
+    lines = [textwrap.fill(f"Note: {answer.note}", width), ""] if answer.note else []
+    lines.append(textwrap.fill(answer.text, width))
+    unsupported = [s for s in answer.sentences if not s.supported]
+    if unsupported:
+        lines += ["", "Not supported by the passages it cites:"]
+        lines += [
+            textwrap.indent(textwrap.fill(f"“{s.text}”", width - 4), "    ") for s in unsupported
+        ]
     if answer.citations:
         lines += ["", "Sources:"]
     for c in answer.citations:

@@ -1,28 +1,31 @@
 """The library: the one object the CLI and the UI talk to.
 
 It owns the store, the embedder and the answering chain, each created lazily, so building a
-``Library`` is instant and commands that embed nothing never load the model.
+``Library`` is instant and commands that embed nothing never load the model. LangChain and the
+retrieval modules are imported on first use too: ``qa ingest`` and ``qa list`` start faster.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-from langchain_core.runnables import Runnable
+from typing import TYPE_CHECKING, Any
 
 from qa.answerer import Answerer, ExtractiveAnswerer
-from qa.chain import PassageRetriever, build_chain
 from qa.settings import Settings
 from qa.types import Answer
-from vectorstore.embeddings import Embedder, SentenceTransformerEmbedder
+from vectorstore.embeddings import Embedder, make_embedder
 from vectorstore.errors import QAError
-from vectorstore.hybrid import HybridSearcher, LexicalCache
 from vectorstore.ingest import IngestOptions, IngestReport, ingest
 from vectorstore.store import ChromaStore
 from vectorstore.types import Article, ArticleSummary, Filters, ScoredPassage
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
+
+    from qa.chain import AnswerSteps, PassageRetriever
+    from vectorstore.hybrid import HybridSearcher, LexicalCache
 
 
 class Library:
@@ -35,12 +38,17 @@ class Library:
         answerer: Answerer | None = None,
     ) -> None:
         self.settings = settings
-        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        self.embedder: Embedder = embedder or make_embedder(settings.embedding_model)
         self.answerer: Answerer = answerer or ExtractiveAnswerer(
             min_score=settings.min_score,
             max_citations=settings.max_citations,
             keep_ratio=settings.citation_keep_ratio,
         )
+        if answerer is None and settings.llm_base_url:
+            from qa.llm import make_answerer
+
+            # the LLM writes the answers; the quotes are its fallback
+            self.answerer = make_answerer(settings, self.embedder, self.answerer)
 
     @cached_property
     def store(self) -> ChromaStore:
@@ -48,20 +56,40 @@ class Library:
 
     @cached_property
     def lexical(self) -> LexicalCache:
+        from vectorstore.hybrid import LexicalCache
+
         cache = self.settings.data_dir / "lexical" / f"{self.settings.collection}.npz"
         return LexicalCache(self.store, cache)
 
     @cached_property
     def searcher(self) -> HybridSearcher:
+        from vectorstore.hybrid import HybridSearcher
+
         return HybridSearcher(self.store, self.embedder, self.lexical)
 
     @cached_property
     def retriever(self) -> PassageRetriever:
+        from qa.chain import PassageRetriever
+
         return PassageRetriever(search=self.search, k=self.settings.top_k)
 
     @cached_property
+    def steps(self) -> AnswerSteps:
+        from qa.chain import AnswerSteps
+        from qa.followup import make_resolver
+
+        resolver = make_resolver(self.answerer, self.embedder)
+        return AnswerSteps(self.retriever, self.answerer, self._article_text, resolver)
+
+    @cached_property
     def chain(self) -> Runnable[dict[str, Any], Answer]:
-        return build_chain(self.retriever, self.answerer, self._article_text)
+        return self.steps.runnable()
+
+    def warm_up(self) -> None:
+        """Load what answering needs (the model, the store, the lexical index, the chain) now,
+        so the first question is as quick as the next: for a server, at start-up."""
+        self.search("warm up", 1)
+        _ = self.chain
 
     # -- articles --------------------------------------------------------------------------
 
@@ -98,10 +126,35 @@ class Library:
         """The ``k`` passages most relevant to ``query``."""
         return self.searcher.search(query, k, filters)
 
-    def ask(self, question: str, filters: Filters | None = None) -> Answer:
-        """Answer ``question`` from the stored articles, with citations."""
+    def ask(
+        self,
+        question: str,
+        filters: Filters | None = None,
+        history: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Answer:
+        """Answer ``question`` from the stored articles, with citations.
+
+        ``history``: the conversation so far, oldest first, as ``{"role": "user" |
+        "assistant", "content": str}`` (Gradio's messages); a follow-up question is resolved
+        against it for retrieval (``qa.followup``), the answer keeps ``question``.
+        """
         question = self.check_question(question)
-        return self.chain.invoke({"question": question, "filters": filters})
+        return self.chain.invoke({"question": question, "filters": filters, "history": history})
+
+    def ask_stream(
+        self,
+        question: str,
+        filters: Filters | None = None,
+        history: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Iterator[str | Answer]:
+        """``ask``, streamed: pieces of text as the answer is written, then the ``Answer``.
+
+        With an LLM the pieces come as the model writes them and are provisional: the final
+        Answer, verified, is what to show. Offline: the answer's text, then the Answer. The
+        question is checked at once (a QAError here, before any piece).
+        """
+        question = self.check_question(question)
+        return self.steps.stream({"question": question, "filters": filters, "history": history})
 
     def check_question(self, question: str) -> str:
         """The question, tidied; a clear error for one that cannot be asked."""

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir)
     chroma_url: str | None = None
+    chroma_timeout: float = Field(30.0, gt=0, le=3600)  # seconds a Chroma server may take
     collection: str = "articles"
     embedding_model: Path | None = None  # None: the bundled all-MiniLM-L6-v2
 
@@ -33,7 +34,7 @@ class Settings(BaseSettings):
     top_k: int = Field(8, ge=1, le=100)  # chunks retrieved per question
     max_citations: int = Field(3, ge=1, le=20)
     citation_keep_ratio: float = Field(0.5, ge=0.0, le=1.0)  # cite while score >= this x best
-    min_score: float = Field(0.35, ge=0.0, le=1.0)  # below this the answer abstains
+    min_score: float = Field(0.25, ge=0.0, le=1.0)  # below this the answer abstains
     max_question_chars: int = Field(2000, ge=10)
 
     host: str = "127.0.0.1"
@@ -44,6 +45,16 @@ class Settings(BaseSettings):
     # frame and call the API from a browser; QA_ALLOWED_ORIGINS is a comma-separated list.
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     upload_max_mb: float = Field(20.0, gt=0)  # largest file the chat accepts for upload
+
+    # LLM endpoint
+    # An OpenAI-compatible chat endpoint (Ollama, llama.cpp's server, vLLM, LM Studio, OpenAI)
+    # such as http://127.0.0.1:11434/v1 writes the answers (qa.llm); None: the offline
+    # answerer. The API key is never a setting: llm_api_key_env NAMES the environment variable
+    # that holds it.
+    llm_base_url: str | None = None
+    llm_model: str | None = None  # required with llm_base_url
+    llm_api_key_env: str = "OPENAI_API_KEY"
+    llm_timeout: float = Field(30.0, gt=0, le=600)  # seconds to wait for the model
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -67,7 +78,7 @@ class Settings(BaseSettings):
 
     @property
     def store(self) -> StoreConfig:
-        return StoreConfig(self.data_dir, self.chroma_url, self.collection)
+        return StoreConfig(self.data_dir, self.chroma_url, self.collection, self.chroma_timeout)
 
     @property
     def max_file_bytes(self) -> int:
