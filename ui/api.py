@@ -109,7 +109,8 @@ class AskRequest(BaseModel):
     history: list[Message] = Field(
         default_factory=list,
         max_length=MAX_HISTORY,
-        description="Earlier messages, oldest first (accepted; follow-ups come later).",
+        description="Earlier messages, oldest first: a follow-up such as 'What did NATO say "
+        "about it?' is resolved against them.",
     )
     filters: FiltersIn = Field(default_factory=lambda: FiltersIn())
 
@@ -130,6 +131,12 @@ class CitationOut(BaseModel):
     score: float = Field(description="Relevance, 0 to 1.")
 
 
+class SentenceOut(BaseModel):
+    text: str = Field(description="One sentence of the answer, without its markers.")
+    citations: list[int] = Field(description="The markers [n] it carries.")
+    supported: bool = Field(description="False when its cited passages do not back it up.")
+
+
 class AnswerOut(BaseModel):
     """The JSON of ``qa ask --json``."""
 
@@ -137,6 +144,10 @@ class AnswerOut(BaseModel):
     answer: str = Field(description="Every sentence ends with the marker [n] of its citation.")
     abstained: bool = Field(description="True when the articles don't say: then no citations.")
     citations: list[CitationOut]
+    short_answer: str | None = Field(None, description="A short form of the answer, if any.")
+    answerer: str = Field(description="extractive, llm or llm-fallback")
+    note: str | None = Field(None, description="Why the answer is as it is, when notable.")
+    sentences: list[SentenceOut]
 
 
 class ArticleSummaryOut(BaseModel):
@@ -193,6 +204,9 @@ def api_router(library: Library) -> APIRouter:
     """The ``/api`` routes over ``library``."""
     router = APIRouter(prefix="/api", tags=["questions and articles"])
 
+    def history(request: AskRequest) -> list[dict[str, str]]:
+        return [m.model_dump() for m in request.history]
+
     def checked(request: AskRequest) -> tuple[str, Filters]:
         try:
             question = library.check_question(request.question)
@@ -200,9 +214,9 @@ def api_router(library: Library) -> APIRouter:
             raise HTTPException(422, detail=f"question: {exc}") from None
         return question, request.filters.as_filters()
 
-    def answer(question: str, filters: Filters) -> Answer:
+    def answer(question: str, filters: Filters, turns: list[dict[str, str]]) -> Answer:
         try:
-            return library.ask(question, filters)
+            return library.ask(question, filters, turns)
         except QAError as exc:
             raise HTTPException(503, detail=str(exc)) from None
 
@@ -210,7 +224,7 @@ def api_router(library: Library) -> APIRouter:
     def ask(request: AskRequest) -> dict[str, Any]:
         """The answer with its citations: the same JSON as `qa ask --json`."""
         question, filters = checked(request)
-        return answer_dict(answer(question, filters))
+        return answer_dict(answer(question, filters, history(request)))
 
     @router.post(
         "/ask/stream",
@@ -227,7 +241,7 @@ def api_router(library: Library) -> APIRouter:
 
         async def events() -> AsyncIterator[str]:
             try:
-                result = await run_in_threadpool(library.ask, question, filters)
+                result = await run_in_threadpool(library.ask, question, filters, history(request))
             except QAError as exc:
                 yield sse("error", {"detail": str(exc)})
                 return

@@ -67,10 +67,18 @@ def reply(library: Library, message: str) -> str:
     return answer_html(result, prefix=f"cite-{uuid.uuid4().hex[:8]}")
 
 
-def answer_or_error(library: Library, question: str, filters: Any = None) -> Answer | str:
-    """The answer, or an HTML message for a question that cannot be answered; never a trace."""
+def answer_or_error(
+    library: Library,
+    question: str,
+    filters: Any = None,
+    history: list[dict[str, Any]] | None = None,
+) -> Answer | str:
+    """The answer, or an HTML message for a question that cannot be answered; never a trace.
+
+    ``history`` is the conversation so far (Gradio messages), so follow-ups are understood.
+    """
     try:
-        return library.ask(question, filters)
+        return library.ask(question, filters, history)
     except QAError as exc:
         return sorry(str(exc))
     except Exception:
@@ -321,6 +329,7 @@ def build_app(library: Library, embed: bool = False) -> Any:
             if not question:
                 yield gr.skip(), gr.skip(), gr.skip()
                 return
+            earlier = list(history)  # ends with this question, as the chat shows it
             history = [
                 *history,
                 {"role": "assistant", "content": THINKING},
@@ -334,7 +343,7 @@ def build_app(library: Library, embed: bool = False) -> Any:
                 history[-1] = {"role": "assistant", "content": sorry(str(exc))}
                 yield history, gr.skip(), gr.skip()
                 return
-            result = answer_or_error(library, question, filters)
+            result = answer_or_error(library, question, filters, earlier)
             if isinstance(result, str):
                 history[-1] = {"role": "assistant", "content": result}
                 yield history, gr.skip(), gr.skip()

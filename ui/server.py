@@ -183,6 +183,6 @@ def serve(library: Library) -> None:
 
 def _warm_up(library: Library) -> None:
     try:
-        library.search("warm up", 1)
+        library.warm_up()
     except Exception:  # the first real question will report the problem
         log.debug("warm-up failed", exc_info=True)
