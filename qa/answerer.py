@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from qa.types import Answer, AnswerSentence, Citation
+from qa.types import Answer, AnswerSentence
+from qa.verify import citation
 from vectorstore.text import words
 from vectorstore.types import ScoredPassage
 
@@ -62,21 +63,7 @@ class ExtractiveAnswerer:
             if any(near_duplicate(passage.chunk.text, c.chunk.text) for c in chosen):
                 continue
             chosen.append(passage)
-        citations = tuple(_citation(n, p) for n, p in enumerate(chosen, start=1))
+        citations = tuple(citation(n, p) for n, p in enumerate(chosen, start=1))
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
         sentences = tuple(AnswerSentence(c.quote, (c.n,), True) for c in citations)
         return Answer(question, text, citations, sentences=sentences)
-
-
-def _citation(n: int, passage: ScoredPassage) -> Citation:
-    chunk = passage.chunk
-    return Citation(
-        n=n,
-        article=passage.article,
-        quote=chunk.text,
-        start=chunk.start,
-        end=chunk.end,
-        score=round(passage.score, 4),
-        context=chunk.text,
-        context_start=chunk.start,
-    )

@@ -153,20 +153,11 @@ def ask(
 @store_options
 def list_articles(as_json: bool, **flags: Any) -> None:
     """List the stored articles with their passage counts."""
+    from qa.output import summary_dict
+
     rows = open_library(make_settings(**flags)).articles()
     if as_json:
-        data = [
-            {
-                "id": r.info.id,
-                "title": r.info.title,
-                "source": r.info.source,
-                "url": r.info.url,
-                "published": r.info.published,
-                "chunks": r.chunks,
-                "chars": r.chars,
-            }
-            for r in rows
-        ]
+        data = [summary_dict(r) for r in rows]
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     for r in rows:

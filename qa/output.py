@@ -6,6 +6,7 @@ import textwrap
 from typing import Any
 
 from qa.types import Answer, Citation
+from vectorstore.types import ArticleSummary
 
 
 def citation_dict(c: Citation) -> dict[str, Any]:
@@ -36,6 +37,19 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
             {"text": s.text, "citations": list(s.citations), "supported": s.supported}
             for s in answer.sentences
         ],
+    }
+
+
+def summary_dict(row: ArticleSummary) -> dict[str, Any]:
+    """One article of ``qa list --json`` and ``GET /api/articles``."""
+    return {
+        "id": row.info.id,
+        "title": row.info.title,
+        "source": row.info.source,
+        "url": row.info.url,
+        "published": row.info.published,
+        "chunks": row.chunks,
+        "chars": row.chars,
     }
 
 

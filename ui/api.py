@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from qa.output import answer_dict
+from qa.output import answer_dict, summary_dict
 from qa.service import Library
 from qa.types import Answer
 from ui.filters import check_date, make_filters
@@ -266,18 +266,7 @@ def api_router(library: Library) -> APIRouter:
             rows = library.articles()
         except QAError as exc:
             raise HTTPException(503, detail=str(exc)) from None
-        return [
-            {
-                "id": r.info.id,
-                "title": r.info.title,
-                "source": r.info.source,
-                "url": r.info.url,
-                "published": r.info.published,
-                "chunks": r.chunks,
-                "chars": r.chars,
-            }
-            for r in rows
-        ]
+        return [summary_dict(r) for r in rows]
 
     @router.get(
         "/articles/{article_id:path}",
