@@ -42,6 +42,7 @@ __all__ = [
     "iter_files",
     "load_file",
     "load_paths",
+    "load_paths_from",
     "normalize_published",
 ]
 
@@ -238,19 +239,27 @@ def load_paths(
     An article whose id was already loaded from an earlier file in the same call is
     reported as a duplicate instead of being yielded twice.
     """
+    for result, _ in load_paths_from(paths, max_bytes):
+        yield result
+
+
+def load_paths_from(
+    paths: Iterable[str | Path], max_bytes: int = DEFAULT_MAX_BYTES
+) -> Iterator[tuple[LoadResult, str]]:
+    """Like :func:`load_paths`, each result with the file it came from."""
     first_seen: dict[str, str] = {}
     for item in iter_files(paths):
         if isinstance(item, LoadFailure):
-            yield item
+            yield item, item.path
             continue
         for result in load_file(item, max_bytes):
             if isinstance(result, Article):
                 where = first_seen.setdefault(result.id, str(item))
                 if where != str(item):
                     reason = f"duplicate article id '{result.id}' (already loaded from {where})"
-                    yield LoadFailure(str(item), reason)
+                    yield LoadFailure(str(item), reason), str(item)
                     continue
-            yield result
+            yield result, str(item)
 
 
 def load_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[LoadResult]:
