@@ -323,14 +323,16 @@ class ChromaStore:
         got = self._chunks.get(
             ids=list(chunk_ids), include=["documents", "metadatas", "embeddings"]
         )
-        q = list(query_vector)
+        if not got["ids"]:
+            return []
+        # unit vectors: the dot product is the cosine, and distance = 1 - cosine
+        cosines = np.asarray(got["embeddings"]) @ np.asarray(query_vector)
         passages = []
-        for cid, text, meta, vector in zip(
-            got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True
+        for cid, text, meta, cosine in zip(
+            got["ids"], got["documents"], got["metadatas"], cosines, strict=True
         ):
             chunk = Chunk(cid, str(meta["article_id"]), text, int(meta["start"]), int(meta["end"]))
-            cosine = float(sum(a * b for a, b in zip(q, vector, strict=True)))
-            passages.append(ScoredPassage(chunk, _info(meta), max(0.0, min(1.0, cosine))))
+            passages.append(ScoredPassage(chunk, _info(meta), _distance_to_score(1.0 - cosine)))
         return passages
 
     @_reports_unreachable
