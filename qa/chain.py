@@ -154,19 +154,19 @@ class AnswerSteps:
         verified, is what to show. Otherwise the one piece is the answer's text.
         """
         inputs = self.retrieve(self.resolve(inputs))
+        if not isinstance(self.answerer, StreamingAnswerer):
+            result = self.answer(inputs)
+            yield result.text
+            yield result
+            return
         passages = [from_document(d) for d in inputs["documents"]]
         query = inputs.get("query") or inputs["question"]
-        if isinstance(self.answerer, StreamingAnswerer):
-            for item in self.answerer.stream(query, passages):
-                if isinstance(item, str):
-                    yield item
-                else:
-                    yield self.finish(item, inputs)
-                    return
-            return
-        result = self.finish(self.answerer.answer(query, passages), inputs)
-        yield result.text
-        yield result
+        for item in self.answerer.stream(query, passages):
+            if isinstance(item, str):
+                yield item
+            else:
+                yield self.finish(item, inputs)
+                return
 
     def runnable(self) -> Runnable[dict[str, Any], Answer]:
         return (
