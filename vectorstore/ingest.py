@@ -39,7 +39,7 @@ from tqdm import tqdm
 from vectorstore.chunking import chunk_article
 from vectorstore.embeddings import Embedder, embed_array
 from vectorstore.errors import StoreError
-from vectorstore.loaders import LoadFailure, load_paths_from
+from vectorstore.loaders import LoadFailure, iter_files, load_file
 from vectorstore.types import Article, Chunk
 
 Vectors = Sequence[Sequence[float]] | npt.NDArray[np.float32]
@@ -104,13 +104,34 @@ _END: Any = object()
 def iter_articles(
     paths: Iterable[str | Path], max_file_bytes: int, failed: list[LoadFailure]
 ) -> Iterator[tuple[Article, str]]:
-    """Every good article under ``paths`` with its file; failures (duplicate ids included)
-    go into ``failed``."""
-    for result, path in load_paths_from(paths, max_file_bytes):
-        if isinstance(result, LoadFailure):
-            failed.append(result)
-        else:
-            yield result, path
+    """Every good article under ``paths`` with its file; failures and duplicate ids go into
+    ``failed``."""
+    first_seen: dict[str, str] = {}
+    for item in iter_files(paths):
+        if isinstance(item, LoadFailure):
+            failed.append(item)
+            continue
+        for result in load_file(item, max_file_bytes):
+            if isinstance(result, LoadFailure):
+                failed.append(result)
+            elif result.id in first_seen:
+                failed.append(
+                    LoadFailure(
+                        str(item),
+                        f"duplicate article id {result.id!r} (already read from "
+                        f"{first_seen[result.id]}); kept the first",
+                    )
+                )
+            else:
+                first_seen[result.id] = str(item)
+                yield result, str(item)
+
+
+def load_articles(
+    paths: Iterable[str | Path], max_file_bytes: int, report: IngestReport
+) -> list[Article]:
+    """Every good article under ``paths``; failures and duplicate ids go into ``report``."""
+    return [article for article, _ in iter_articles(paths, max_file_bytes, report.failed)]
 
 
 def ingest(

@@ -42,7 +42,6 @@ __all__ = [
     "iter_files",
     "load_file",
     "load_paths",
-    "load_paths_from",
     "normalize_published",
 ]
 
@@ -239,27 +238,19 @@ def load_paths(
     An article whose id was already loaded from an earlier file in the same call is
     reported as a duplicate instead of being yielded twice.
     """
-    for result, _ in load_paths_from(paths, max_bytes):
-        yield result
-
-
-def load_paths_from(
-    paths: Iterable[str | Path], max_bytes: int = DEFAULT_MAX_BYTES
-) -> Iterator[tuple[LoadResult, str]]:
-    """Like :func:`load_paths`, each result with the file it came from."""
     first_seen: dict[str, str] = {}
     for item in iter_files(paths):
         if isinstance(item, LoadFailure):
-            yield item, item.path
+            yield item
             continue
         for result in load_file(item, max_bytes):
             if isinstance(result, Article):
                 where = first_seen.setdefault(result.id, str(item))
                 if where != str(item):
                     reason = f"duplicate article id '{result.id}' (already loaded from {where})"
-                    yield LoadFailure(str(item), reason), str(item)
+                    yield LoadFailure(str(item), reason)
                     continue
-            yield result, str(item)
+            yield result
 
 
 def load_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[LoadResult]:
