@@ -127,13 +127,6 @@ def iter_articles(
                 yield result, str(item)
 
 
-def load_articles(
-    paths: Iterable[str | Path], max_file_bytes: int, report: IngestReport
-) -> list[Article]:
-    """Every good article under ``paths``; failures and duplicate ids go into ``report``."""
-    return [article for article, _ in iter_articles(paths, max_file_bytes, report.failed)]
-
-
 def ingest(
     paths: Iterable[str | Path],
     store: ArticleWriter,
