@@ -3,6 +3,12 @@
 It owns the store, the embedder and the answering chain, each created lazily, so building a
 ``Library`` is instant and commands that embed nothing never load the model. LangChain and the
 retrieval modules are imported on first use too: ``qa ingest`` and ``qa list`` start faster.
+
+With an embedded store, the first write (``ingest``, ``delete``) takes the data folder's writer
+lock (``vectorstore.lock``) and keeps it until ``close`` or the end of the process, so a second
+process writing to the same folder is refused with a ``LockedError`` instead of corrupting it;
+``qa serve``, which ingests uploads, takes it at start with ``hold_writer_lock``. Reading takes
+no lock; with a Chroma server there is none.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from qa.types import Answer
 from vectorstore.embeddings import Embedder, make_embedder
 from vectorstore.errors import QAError
 from vectorstore.ingest import IngestOptions, IngestReport, ingest
+from vectorstore.lock import WriterLock
 from vectorstore.store import ChromaStore
 from vectorstore.types import Article, ArticleSummary, Filters, ScoredPassage
 
@@ -49,6 +56,8 @@ class Library:
 
             # the LLM writes the answers; the quotes are its fallback
             self.answerer = make_answerer(settings, self.embedder, self.answerer)
+        embedded = settings.chroma_url is None
+        self._writer_lock = WriterLock(settings.data_dir) if embedded else None
 
     @cached_property
     def store(self) -> ChromaStore:
@@ -91,9 +100,28 @@ class Library:
         self.search("warm up", 1)
         _ = self.chain
 
+    # -- writing -------------------------------------------------------------------------
+
+    def hold_writer_lock(self, command: str) -> None:
+        """Become the one process writing to the embedded data folder, until ``close`` or the
+        end of the process; ``command`` (``qa serve``) is what a refused process is told.
+
+        Writes take the lock themselves: a long-running writer calls this at start, to be
+        refused at once rather than at its first write. A ``LockedError`` when another process
+        holds it; re-entrant within this process; nothing to do with a Chroma server.
+        """
+        if self._writer_lock is not None:
+            self._writer_lock.acquire(command)
+
+    def close(self) -> None:
+        """Release the writer lock, if this library holds it; a later write takes it again."""
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+
     # -- articles --------------------------------------------------------------------------
 
     def ingest(self, paths: Iterable[str | Path], progress: bool = True) -> IngestReport:
+        self.hold_writer_lock("qa ingest")
         options = IngestOptions(
             chunk_chars=self.settings.chunk_chars,
             max_file_bytes=self.settings.max_file_bytes,
@@ -115,6 +143,7 @@ class Library:
         return article.text if article else None
 
     def delete(self, article_id: str) -> bool:
+        self.hold_writer_lock("qa delete")
         deleted = self.store.delete_article(article_id)
         if deleted:
             self.lexical.refresh()

@@ -3,6 +3,7 @@
 QAError                 base: anything the CLI or the UI shows as a plain message
 ├── LoadError           one input file or record could not be read as an article
 ├── StoreError          the Chroma store is unreachable, locked or inconsistent
+│   └── LockedError     another process is writing to the embedded data folder
 └── ConfigError         a setting is wrong (missing model folder, bad URL, ...)
 """
 
@@ -19,6 +20,10 @@ class LoadError(QAError):
 
 class StoreError(QAError):
     """The vector store cannot be used as asked."""
+
+
+class LockedError(StoreError):
+    """Another process holds the embedded data folder's writer lock (``vectorstore.lock``)."""
 
 
 class ConfigError(QAError):
