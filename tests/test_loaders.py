@@ -245,6 +245,117 @@ def test_json_with_no_records(tmp_path: Path) -> None:
     assert scalar.reason == "expected a JSON object or an array of objects, got number"
 
 
+# --------------------------------------------------------------------------- large JSONL
+
+
+def jsonl(records: list[dict[str, str]], newline: str = "\n") -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + newline for r in records)
+
+
+def test_jsonl_over_the_limit_is_streamed_and_the_limit_applies_per_line(tmp_path: Path) -> None:
+    records = [{"id": f"r{i}", "text": f"Record {i} text."} for i in range(300)]
+    path = write(tmp_path / "corpus.jsonl", jsonl(records))
+    assert path.stat().st_size > 10_000  # ten times the limit below
+    results = list(load_file(path, max_bytes=1_000))
+    assert failures(results) == []
+    assert [a.id for a in articles(results)] == [r["id"] for r in records]
+    assert len(list(load_paths([tmp_path], max_bytes=1_000))) == 300
+    whole = write(tmp_path / "corpus.json", json.dumps(records))  # .json is still read whole
+    assert only_failure(whole, max_bytes=1_000).reason.startswith("file too large: ")
+
+
+def test_jsonl_over_long_line_is_reported_with_its_line_number(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"id": "a", "text": "Alpha."}),
+        json.dumps({"id": "long", "text": "x" * 2_500}),  # 2,526 bytes
+        "",
+        json.dumps({"id": "b", "text": "Beta."}),
+        json.dumps({"id": "a", "text": "Alpha again."}),
+    ]
+    path = write(tmp_path / "feed.jsonl", "\r\n".join(lines) + "\r\n")
+    results = list(load_file(path, max_bytes=1_000))
+    assert [a.id for a in articles(results)] == ["a", "b"]
+    assert [(f.line, f.reason) for f in failures(results)] == [
+        (2, "line 2: record too large: 2.5 KB (limit 1.0 KB)"),
+        (5, "line 5: duplicate id 'a' (first used in line 1)"),
+    ]
+    assert results.index(failures(results)[0]) == 1  # in file order
+
+
+def test_jsonl_line_limit_is_exact_and_ignores_the_line_ending(tmp_path: Path) -> None:
+    def line(size: int) -> bytes:
+        return b'{"text": "' + b"x" * (size - 12) + b'"}'
+
+    path = write(tmp_path / "edge.jsonl", line(100) + b"\r\n" + line(101) + b"\n" + line(100))
+    results = list(load_file(path, max_bytes=100))
+    assert [len(a.text) for a in articles(results)] == [88, 88]
+    assert [(f.line, f.reason) for f in failures(results)] == [
+        (2, "line 2: record too large: 101 bytes (limit 100 bytes)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("codec", "bom", "long_size"),
+    [
+        ("utf-16-le", b"\xff\xfe", "1.3 KB"),
+        ("utf-16-be", b"\xfe\xff", "1.3 KB"),
+        ("utf-32-le", b"\xff\xfe\x00\x00", "2.5 KB"),
+    ],
+)
+def test_utf16_and_utf32_jsonl_are_streamed(
+    tmp_path: Path, codec: str, bom: bytes, long_size: str
+) -> None:
+    records = [{"id": f"k{i}", "text": f"Київ talks, part {i}."} for i in range(200)]
+    records[50] = {"id": "long", "text": "x" * 600}  # 626 characters
+    path = write(tmp_path / "wide.jsonl", bom + jsonl(records, "\r\n").encode(codec))
+    assert path.stat().st_size > 10_000
+    results = list(load_file(path, max_bytes=1_000))
+    assert len(articles(results)) == 199
+    assert articles(results)[0] == Article(
+        id="k0", title="Київ talks, part 0.", text=("Київ talks, part 0.")
+    )
+    assert [(f.line, f.reason) for f in failures(results)] == [
+        (51, f"line 51: record too large: {long_size} (limit 1.0 KB)")
+    ]
+
+
+def test_undecodable_utf16_line_is_reported_and_the_rest_still_load(tmp_path: Path) -> None:
+    records = [{"id": f"k{i}", "text": f"Story number {i}."} for i in range(2_000)]
+    content = bytearray(b"\xff\xfe" + jsonl(records).encode("utf-16-le"))
+    assert len(content) > 70_000  # past the start that is checked for the whole file
+    at = content.index('"k1999"'.encode("utf-16-le"))
+    content[at : at + 2] = b"\x00\xd8"  # a lone high surrogate in line 2,000
+    results = list(load_file(write(tmp_path / "late.jsonl", bytes(content))))
+    assert len(articles(results)) == 1_999
+    assert [(f.line, f.reason) for f in failures(results)] == [
+        (2_000, "line 2000: not valid UTF-16 text")
+    ]
+    early = write(tmp_path / "early.jsonl", b"\xff\xfe\x00\xd8" + bytes(content[2:]))
+    assert only_failure(early).reason == "not valid text (tried UTF-8, UTF-16, cp1252)"
+
+
+def test_jsonl_lines_are_decoded_one_by_one(tmp_path: Path) -> None:
+    content = b'{"text": "caf\xc3\xa9 one"}\n{"text": "caf\xe9 two"}\n{"text": "\x93q\x94"}\n'
+    results = list(load_file(write(tmp_path / "mixed.jsonl", content)))
+    assert [a.text for a in articles(results)] == ["café one", "café two", "“q”"]
+
+
+def test_jsonl_is_never_held_whole_in_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    text = "Troops returned to their bases. " * 100  # 3.2 KB a record
+    path = write(tmp_path / "big.jsonl", jsonl([{"text": text}] * 500))
+    assert path.stat().st_size > 1_500_000
+    tracemalloc.start()
+    try:
+        count = sum(1 for r in load_file(path, max_bytes=10_000) if isinstance(r, Article))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 500
+    assert peak < 400_000, peak  # reading it whole would take over 3 MB
+
+
 def test_published_normalization() -> None:
     assert normalize_published("2014-05-19") == "2014-05-19"
     assert normalize_published("2014-05-19T10:00:00Z") == "2014-05-19"
@@ -270,6 +381,7 @@ def test_empty_and_whitespace_only_files(tmp_path: Path) -> None:
 def test_binary_file(tmp_path: Path) -> None:
     png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10"
     assert only_failure(write(tmp_path / "image.txt", png)).reason == "binary file (not text)"
+    assert only_failure(write(tmp_path / "image.jsonl", png)).reason == "binary file (not text)"
 
 
 def test_cp1252_fallback(tmp_path: Path) -> None:
@@ -279,9 +391,10 @@ def test_cp1252_fallback(tmp_path: Path) -> None:
 
 def test_undecodable_bytes(tmp_path: Path) -> None:
     junk = bytes(range(1, 256)) * 4  # no NUL, but cp1252-undefined bytes and control chars
-    assert only_failure(write(tmp_path / "junk.txt", junk)).reason == (
-        "not valid text (tried UTF-8, UTF-16, cp1252)"
-    )
+    for name in ("junk.txt", "junk.jsonl"):
+        assert only_failure(write(tmp_path / name, junk)).reason == (
+            "not valid text (tried UTF-8, UTF-16, cp1252)"
+        )
 
 
 def test_cp1252_decodable_but_not_text(tmp_path: Path) -> None:

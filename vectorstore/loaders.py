@@ -12,6 +12,10 @@ Supported inputs (suffix, case-insensitive):
     .json                one object, an array of objects, or {"articles": [...]}
     .jsonl               one object per line; blank lines skipped
 
+A file over ``max_bytes`` is refused before it is read, except a .jsonl file: a corpus of many
+articles is legitimately one large file, so it is streamed line by line (never read whole)
+and the limit applies to each line instead.
+
 Records carry ``text`` (required) and optional ``id``, ``title``, ``url``, ``source`` and
 ``published`` (normalized to ``YYYY-MM-DD``).
 """
@@ -21,15 +25,16 @@ from __future__ import annotations
 import codecs
 import errno
 import html
+import io
 import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, AnyStr, BinaryIO, TypeAlias
 
 from vectorstore.errors import LoadError
 from vectorstore.types import Article
@@ -261,15 +266,18 @@ def load_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[
     (with its line or record number) and the good records are still yielded.
     """
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        yield from _load_jsonl_file(path, max_bytes)
+        return
     try:
         raw = _read_bytes(path, max_bytes)
         text = _decode(raw)
     except _Bad as exc:
         yield LoadFailure(str(path), str(exc))
         return
-    suffix = path.suffix.lower()
-    if suffix in (".json", ".jsonl"):
-        yield from _load_json_file(path, text, jsonl=suffix == ".jsonl")
+    if suffix == ".json":
+        yield from _load_records(path, _json_records(path, text), jsonl=False)
         return
     try:
         yield _load_document(path, suffix, text)
@@ -290,6 +298,21 @@ def _load_document(path: Path, suffix: str, text: str) -> Article:
 
 def _read_bytes(path: Path, max_bytes: int) -> bytes:
     """The file's bytes, refusing non-regular and too-large files before reading them."""
+    size = _check_file(path)
+    if size > max_bytes:
+        raise _Bad(_too_large(size, max_bytes))
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise _Bad(_os_error_reason(exc, "cannot read file")) from None
+    if len(raw) > max_bytes:  # the file grew after stat()
+        raise _Bad(_too_large(len(raw), max_bytes, at_least=True))
+    return raw
+
+
+def _check_file(path: Path) -> int:
+    """The size of a regular file with a supported suffix; raises _Bad for anything else."""
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -300,16 +323,7 @@ def _read_bytes(path: Path, max_bytes: int) -> bytes:
         raise _Bad(f"not a regular file ({_file_kind(st.st_mode)})")
     if not _is_supported(path):
         raise _Bad(_unsupported_reason(path))
-    if st.st_size > max_bytes:
-        raise _Bad(_too_large(st.st_size, max_bytes))
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise _Bad(_os_error_reason(exc, "cannot read file")) from None
-    if len(raw) > max_bytes:  # the file grew after stat()
-        raise _Bad(_too_large(len(raw), max_bytes, at_least=True))
-    return raw
+    return st.st_size
 
 
 def _file_kind(mode: int) -> str:
@@ -348,11 +362,16 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 _BAD_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
 
+def _bom_codec(raw: bytes) -> str | None:
+    """The codec named by the byte-order mark ``raw`` starts with, if any."""
+    return next((codec for bom, codec in _BOMS if raw.startswith(bom)), None)
+
+
 def _decode(raw: bytes) -> str:
     """Decode UTF-8 (BOM optional), UTF-16/32 with a BOM, else clean-looking cp1252."""
     if not raw.strip():
         raise _Bad("empty file")
-    bom_codec = next((codec for bom, codec in _BOMS if raw.startswith(bom)), None)
+    bom_codec = _bom_codec(raw)
     if bom_codec is not None:
         try:
             text = raw.decode(bom_codec)
@@ -554,9 +573,25 @@ def _parse_written_date(s: str) -> str:
 # --------------------------------------------------------------------------- JSON / JSONL
 
 
-def _load_json_file(path: Path, text: str, jsonl: bool) -> Iterator[LoadResult]:
+def _load_jsonl_file(path: Path, max_bytes: int) -> Iterator[LoadResult]:
+    """Articles and per-line failures of a .jsonl file, read one line at a time."""
+    try:
+        _check_file(path)
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, also when the caller stops early
+    except _Bad as exc:
+        yield LoadFailure(str(path), str(exc))
+        return
+    except OSError as exc:
+        yield LoadFailure(str(path), _os_error_reason(exc, "cannot read file"))
+        return
+    with fh:
+        yield from _load_records(path, _jsonl_records(path, fh, max_bytes), jsonl=True)
+
+
+def _load_records(
+    path: Path, records: Iterable[tuple[int, object]], jsonl: bool
+) -> Iterator[LoadResult]:
     """Articles and per-record failures of a .json or .jsonl file."""
-    records = _jsonl_records(path, text) if jsonl else _json_records(path, text)
     seen_ids: dict[str, int] = {}
     produced = False
     for n, record in records:
@@ -594,15 +629,164 @@ def _record_result(
     return article
 
 
-def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, object]]:
-    """(line number, parsed value or failure) for every non-blank line."""
-    for n, line in enumerate(text.split("\n"), start=1):  # a trailing "\r" is JSON whitespace
-        if not line.strip():
-            continue
+def _jsonl_records(path: Path, fh: BinaryIO, max_bytes: int) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value or failure) for every non-blank line of an open .jsonl file.
+
+    A problem with the whole file (binary, not text, only blank lines) comes out as one
+    failure with line number 0; a read error part-way through, as a failure of the next line.
+    """
+    n = 0  # the last line read
+    blank = True
+    try:
+        for n, line in _jsonl_lines(fh, max_bytes):
+            if isinstance(line, _Bad):
+                blank = False
+                yield n, LoadFailure(str(path), f"line {n}: {line}", n)
+                continue
+            if not line.strip():  # a trailing "\r" is JSON whitespace too
+                continue
+            blank = False
+            try:
+                value = json.loads(line, strict=False)
+            except (ValueError, RecursionError) as exc:
+                yield n, LoadFailure(str(path), f"line {n}: invalid JSON: {_json_error(exc)}", n)
+            else:
+                yield n, value
+    except (_Bad, OSError) as exc:
+        reason = _os_error_reason(exc, "cannot read file") if isinstance(exc, OSError) else str(exc)
+        if blank:
+            yield 0, LoadFailure(str(path), reason)
+        else:
+            where = f"line {n + 1}"
+            yield n + 1, LoadFailure(str(path), f"{where}: {reason}; stopped reading here", n + 1)
+        return
+    if blank:
+        yield 0, LoadFailure(str(path), "empty file")
+
+
+_SNIFF_BYTES = 65_536
+
+
+def _jsonl_lines(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[int, str | _Bad]]:
+    """(line number, decoded line or why it is unusable) for every line of a .jsonl file.
+
+    The encoding is found as for other files, from the start of the file (raises _Bad when
+    that start is binary or not text at all): a BOM names it (UTF-8, UTF-16, UTF-32);
+    without one each line is decoded on its own (UTF-8, else cp1252). A line over
+    ``max_bytes`` is reported and skipped without being held in memory.
+    """
+    head = fh.read(_SNIFF_BYTES)
+    codec = _bom_codec(head)
+    _sniff_text(head, codec, complete=len(head) < _SNIFF_BYTES)
+    if codec in ("utf-16", "utf-32"):
+        fh.seek(0)
+        yield from _wide_lines(fh, codec, max_bytes)
+        return
+    fh.seek(len(codecs.BOM_UTF8) if codec else 0)
+    lines = _limited_lines(fh.readline, max_bytes + 2, (b"\r\n", b"\n"), len)
+    for n, (raw, size) in enumerate(lines, start=1):
+        if size > max_bytes:
+            yield n, _Bad(_record_too_large(size, max_bytes))
+        elif b"\x00" in raw:
+            yield n, _Bad("binary data (not text)")
+        else:
+            try:
+                yield n, _decode_without_bom(raw)
+            except _Bad as exc:
+                yield n, exc
+
+
+def _wide_lines(fh: BinaryIO, codec: str, max_bytes: int) -> Iterator[tuple[int, str | _Bad]]:
+    """Lines of a UTF-16 or UTF-32 file (with its BOM), decoded incrementally.
+
+    A line's size is counted in the file's encoding. A line with an undecodable sequence is
+    reported and the next lines are still read (the decoder stays aligned on code units).
+    """
+    unit = 2 if codec == "utf-16" else 4
+    sizing = f"{codec}-le"  # the same size in either byte order, and no BOM
+
+    def size(s: str) -> int:
+        return len(s.encode(sizing, "surrogatepass"))
+
+    text = io.TextIOWrapper(fh, encoding=codec, errors=_MARK_UNDECODABLE, newline="\n")
+    lines = _limited_lines(text.readline, max_bytes // unit + 2, ("\r\n", "\n"), size)
+    try:
+        for n, (line, line_size) in enumerate(lines, start=1):
+            if line_size > max_bytes:
+                yield n, _Bad(_record_too_large(line_size, max_bytes))
+            elif _UNDECODABLE in line:
+                yield n, _Bad(f"not valid {codec.upper()} text")
+            else:
+                yield n, line
+    finally:
+        text.detach()  # the caller closes the file
+
+
+# Decoding UTF-16/32 line by line, an undecodable sequence becomes a lone surrogate, which
+# valid UTF-16/32 never decodes to: its line is reported and the rest of the file still read.
+_UNDECODABLE = "\udcff"
+_MARK_UNDECODABLE = "vectorstore.loaders.mark-undecodable"
+
+
+def _mark_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return _UNDECODABLE, exc.end
+
+
+codecs.register_error(_MARK_UNDECODABLE, _mark_undecodable)
+
+
+def _limited_lines(
+    readline: Callable[[int], AnyStr],
+    limit: int,
+    endings: tuple[AnyStr, AnyStr],
+    measure: Callable[[AnyStr], int],
+) -> Iterator[tuple[AnyStr, int]]:
+    """Each line without its ending (``endings``: CRLF and LF), with the size of that.
+
+    At most ``limit`` units (bytes or characters) of a line are held: the rest of a longer
+    line is read through in pieces and only measured, and the line comes as an empty one
+    with the size of all of it. ``limit`` leaves room for the CRLF, so a line cut there is
+    always over the caller's limit.
+    """
+    lf = endings[1]
+    while line := readline(limit):
+        size = measure(line)
+        tail = line
+        if len(line) == limit and not line.endswith(lf):
+            line = line[:0]
+            while not tail.endswith(lf) and (piece := readline(_SNIFF_BYTES)):
+                size += measure(piece)
+                tail = tail[-1:] + piece
+        ending = next((e for e in endings if tail.endswith(e)), tail[:0])
+        yield line[: len(line) - len(ending)], size - measure(ending)
+
+
+def _sniff_text(head: bytes, codec: str | None, complete: bool) -> None:
+    """Raise _Bad if the start of a file (in ``codec``, else without a BOM) is binary or not
+    text at all, as ``_decode`` would for the whole file."""
+    if codec is not None:
         try:
-            yield n, json.loads(line, strict=False)
-        except (ValueError, RecursionError) as exc:
-            yield n, LoadFailure(str(path), f"line {n}: invalid JSON: {_json_error(exc)}", n)
+            codecs.getincrementaldecoder(codec)().decode(head, final=complete)
+        except UnicodeDecodeError:
+            raise _Bad(NOT_TEXT) from None
+        return
+    if b"\x00" in head:
+        raise _Bad("binary file (not text)")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
+    except UnicodeDecodeError:
+        try:
+            text = head.decode("cp1252")
+        except UnicodeDecodeError:
+            raise _Bad(NOT_TEXT) from None
+        if not _looks_like_text(text):
+            raise _Bad(NOT_TEXT) from None
+
+
+def _record_too_large(size: int, limit: int) -> str:
+    return f"record too large: {_human_size(size)} (limit {_human_size(limit)})"
 
 
 def _json_records(path: Path, text: str) -> Iterator[tuple[int, object]]:
