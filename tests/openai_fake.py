@@ -28,7 +28,9 @@ class Reply:
     ``content``: the assistant's text. ``pieces``: for a streamed reply, the text cut into
     these chunks (default: word by word). ``status``: anything but 200 answers an error.
     ``delay``: seconds to wait before answering. ``gate``: for a streamed reply, wait for this
-    event after the first chunk (a test sets it once it has seen that chunk).
+    event after the first chunk (a test sets it once it has seen that chunk). ``error_after``:
+    for a streamed reply, send only this many pieces, then an error event (``data:
+    {"error": {...}}``, as servers do when generation fails midway) and end the stream.
     """
 
     content: str = ""
@@ -36,6 +38,7 @@ class Reply:
     status: int = 200
     delay: float = 0.0
     gate: threading.Event | None = None
+    error_after: int | None = None
 
 
 @dataclass
@@ -147,12 +150,17 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(_chunk({"role": "assistant", "content": ""}, model))
             pieces = reply.pieces if reply.pieces is not None else _words(reply.content)
             for n, piece in enumerate(pieces):
+                if n == reply.error_after:
+                    error = {"message": "generation failed", "type": "server_error"}
+                    self.wfile.write(f"data: {json.dumps({'error': error})}\n\n".encode())
+                    break
                 self.wfile.write(_chunk({"content": piece}, model))
                 self.wfile.flush()
                 if n == 0 and reply.gate is not None:
                     reply.gate.wait(timeout=10)
-            self.wfile.write(_chunk({}, model, finish="stop"))
-            self.wfile.write(b"data: [DONE]\n\n")
+            else:
+                self.wfile.write(_chunk({}, model, finish="stop"))
+                self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
             self.close_connection = True
 
