@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import html
+import itertools
+import logging
 import re
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +20,28 @@ import pytest
 
 from qa.service import Library
 from qa.settings import Settings
-from qa.types import Answer, Citation
+from qa.types import Answer, AnswerSentence, Citation
+from tests.conftest import SEED_ARTICLE
+from tests.fakes import BagOfWordsEmbedder
+from tests.openai_fake import FakeOpenAI, Reply, fake_openai
 from tests.servers import free_port
 from tests.test_api import running_server
-from ui.app import API_NAME, example_questions, question_from_title, reply
+from tests.test_llm import GOOD_NATO, KEY, KEY_ENV
+from ui.app import (
+    API_NAME,
+    SORRY,
+    THINKING,
+    chat_turn,
+    example_questions,
+    question_from_title,
+    reply,
+    sorry,
+)
 from ui.filters import describe, make_filters
 from ui.render import (
+    PROVISIONAL_STATUS,
+    UNSUPPORTED_LABEL,
+    UNSUPPORTED_TITLE,
     Turn,
     answer_body_html,
     answer_html,
@@ -29,7 +49,9 @@ from ui.render import (
     deltas,
     escape,
     ingest_report_html,
+    provisional_html,
     sources_html,
+    without_reader_aids,
 )
 from ui.uploads import ingest_uploads, safe_name
 from vectorstore.errors import QAError
@@ -193,13 +215,87 @@ def test_escape_round_trips(text: str) -> None:
     assert not set(escaped) & set("\\`*_{}[]()+-.!|~<>:'\"")
 
 
-def test_answer_bubble_links_markers_even_while_streaming() -> None:
-    body = answer_body_html("Troops go home. [1] NATO doubts it. [2", "p")
+def test_provisional_text_is_plain_and_visibly_not_final() -> None:
+    body = provisional_html(f"Troops go home [1]. {SCRIPT} {BOLD} NATO doubts it [2")
+
+    assert body.startswith('<div class="qa-answer qa-provisional"><p>')
+    assert "<a" not in body and "<script" not in body and "**" not in body  # plain text only
+    text, status = body.split('<p class="qa-status">')
+    assert shown(text) == f"Troops go home [1]. {SCRIPT} {BOLD} NATO doubts it [2"
+    assert shown(status) == PROVISIONAL_STATUS
+
+
+def test_answer_bubble_links_markers_and_drops_phantom_ones() -> None:
+    text = "Putin ordered troops home. Nothing else happened."
+    answer = Answer("q", "Troops go home. [1] NATO doubts it. [3]", (cite(1, text, "Putin"),))
+    body = answer_body_html(answer, "p")
 
     assert body.startswith('<div class="qa-answer"><p>') and body.endswith("</p></div>")
-    assert '<a class="qa-marker" href="#p-1">[1]</a>' in body
-    assert 'href="#p-2"' not in body  # "[2" has not fully arrived yet
-    assert shown(body) == "Troops go home. [1] NATO doubts it. [2"
+    assert re.findall(r"<a [^>]*>", body) == ['<a class="qa-marker" href="#p-1">']
+    assert shown(body) == "Troops go home. [1] NATO doubts it."  # no [3]: it leads nowhere
+    assert "qa-provisional" not in body and "qa-unsupported" not in body
+
+
+def flagged_answer(note: str | None = "1 sentence could not be verified.") -> Answer:
+    """An LLM answer, built like ``qa.verify`` builds one, whose second sentence is flagged."""
+    text = "Putin ordered troops home. NATO saw no sign of it."
+    c1, c2 = cite(1, text, "Putin ordered troops home."), cite(2, text, "NATO saw no sign")
+    sentences = (
+        AnswerSentence("Troops were ordered home.", (1,), True),
+        AnswerSentence(f"NATO saw {SCRIPT} {BOLD} tanks [x].", (2, 1), False),
+        AnswerSentence("They left.", (1,), True),
+    )
+    body = " ".join(" ".join([s.text, *(f"[{n}]" for n in s.citations)]) for s in sentences)
+    return Answer("q", body, (c1, c2), sentences=sentences, answerer="llm", note=note)
+
+
+UNSUPPORTED_SPAN = re.compile(
+    r'<span class="qa-unsupported" title="([^"]*)">(.*?) '
+    r'<span class="qa-flag">(.*?)</span></span>'
+)
+
+
+@pytest.mark.parametrize("render", [answer_body_html, answer_html])
+def test_unsupported_sentences_are_marked_with_a_label(render: Any) -> None:
+    answer = flagged_answer(note=f"1 sentence {IMG} could not be verified.")
+    page = render(answer, "p")
+
+    ((title, sentence, label),) = UNSUPPORTED_SPAN.findall(page)
+    assert title == UNSUPPORTED_TITLE and label == UNSUPPORTED_LABEL == "⚠ unsupported"
+    assert shown(sentence) == f"NATO saw {SCRIPT} {BOLD} tanks [x]. [2] [1]"
+    assert sentence.count('class="qa-marker"') == 2  # its markers are inside the marked span
+    (text,) = re.findall(r"<p>(.*?)</p>", page.split('<div class="qa-sources">')[0])
+    assert shown(text) == (
+        f"Troops were ordered home. [1] NATO saw {SCRIPT} {BOLD} tanks [x]. [2] [1] "
+        f"{UNSUPPORTED_LABEL} They left. [1]"
+    )
+    (note,) = re.findall(r'<p class="qa-answer-note">(.*?)</p>', page)
+    assert shown(note) == f"Note: 1 sentence {IMG} could not be verified."
+    lowered = page.lower()
+    assert "<script" not in lowered and "<img" not in lowered and "**" not in page
+    tags = set(re.findall(r"<(\w+)", page))
+    assert tags <= {"div", "p", "a", "span", "b", "small", "blockquote", "mark"}, tags
+
+
+def test_follow_ups_see_the_answer_without_the_labels_and_the_note() -> None:
+    answer = flagged_answer()
+    bubble = answer_body_html(answer, "p")
+
+    assert " ".join(shown(without_reader_aids(bubble)).split()) == answer.text
+    assert "qa-unsupported" in without_reader_aids(bubble)  # still says which, to the markup
+    plain = answer_body_html(Answer("q", "Troops left. [1]", flagged_answer().citations), "p")
+    assert without_reader_aids(plain) == plain
+
+
+def test_a_sentence_missing_from_the_text_is_still_marked() -> None:
+    answer = flagged_answer(note=None)
+    odd = Answer("q", "Something else entirely.", answer.citations, sentences=answer.sentences)
+    page = answer_body_html(odd, "p")
+
+    ((_, sentence, _),) = UNSUPPORTED_SPAN.findall(page)
+    assert shown(sentence) == f"NATO saw {SCRIPT} {BOLD} tanks [x]. [2] [1]"
+    assert "qa-answer-note" not in page
+    assert shown(page).startswith("Troops were ordered home. [1] NATO saw")
 
 
 @pytest.mark.parametrize(
@@ -559,3 +655,217 @@ def test_reply_reports_a_bad_store_url(tmp_path: Path) -> None:
     assert result.startswith("<p><b>Sorry:</b> chroma URL must look like")
     assert "<b>x</b>" not in result  # the message is escaped like any other text
     assert "ftp://<b>x</b>" in shown(result)
+
+
+# -- the chat's reply, step by step (what the page shows after each yield) ----------------------
+
+Step = tuple[Any, Any, Any]  # (chat messages, sources panel, answered turns); gr.skip() is a dict
+
+
+def bubbles(steps: list[Step]) -> list[str]:
+    """The assistant's bubble after each step."""
+    return [str(messages[-1]["content"]) for messages, _, _ in steps]
+
+
+def is_skip(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("__type__") == "update"
+
+
+def provisional(bubble: str) -> bool:
+    return "qa-provisional" in bubble
+
+
+def check_final(steps: list[Step], question: str) -> tuple[str, Answer]:
+    """The last step is the final answer, shown as such, with the panel and the turns updated;
+    every step before it left both alone. Returns the last bubble and its answer."""
+    *before, (messages, panel, answered) = steps
+    assert all(is_skip(p) and is_skip(t) for _, p, t in before)
+    assert bubbles(steps)[0] == THINKING
+    final = str(messages[-1]["content"])
+    assert not provisional(final) and PROVISIONAL_STATUS not in shown(final)
+    assert messages[:-1] == [{"role": "user", "content": escape(question)}]
+    (turn,) = answered
+    assert isinstance(panel, str) and f'id="{turn.prefix}"' in panel
+    assert final == answer_body_html(turn.answer, turn.prefix)
+    return final, turn.answer
+
+
+def run_chat(library: Library, question: str, on_step: Any = None) -> list[Step]:
+    steps: list[Step] = []
+    history = [{"role": "user", "content": escape(question)}]
+    for step in chat_turn(library, question, history, []):
+        steps.append(step)
+        if on_step is not None:
+            on_step(step)
+    return steps
+
+
+def test_offline_chat_reveals_the_answer_then_shows_it_final(fake_library: Library) -> None:
+    fake_library.ingest([SEED_ARTICLE], progress=False)
+    question = "Who did Putin order to pull back the forces?"
+
+    steps = run_chat(fake_library, question)
+
+    final, answer = check_final(steps, question)
+    assert answer.answerer == "extractive" and answer.citations
+    revealed = [shown(b.split('<p class="qa-status">')[0]) for b in bubbles(steps)[1:-1]]
+    assert len(revealed) >= 3  # a few words at a time, each bubble longer than the last
+    assert all(a != b and b.startswith(a) for a, b in itertools.pairwise(revealed))
+    assert revealed[-1] == answer.text
+    assert 'class="qa-marker"' in final and shown(final) == answer.text
+
+
+def test_chat_filters_that_are_wrong_say_so(fake_library: Library) -> None:
+    steps = list(chat_turn(fake_library, "Who?", [], [], (None, "2014-13-01", None)))
+    assert shown(bubbles(steps)[-1]) == "Sorry: since: '2014-13-01' is not a date like 2014-05-19"
+    assert all(is_skip(p) and is_skip(t) for _, p, t in steps)
+
+
+class BrokenEmbedder(BagOfWordsEmbedder):
+    """Fails (like a crashed embedding service) when asked to embed a text with ``WORD``:
+    the model's reply, while it is verified."""
+
+    WORD = "Kaboom"
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if any(self.WORD in t for t in texts):
+            raise RuntimeError("embedding service crashed; see /srv/secret/trace")
+        return super().embed(texts)
+
+
+@pytest.fixture
+def llm_chat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Library, FakeOpenAI]]:
+    """A library over the seed article answering with the fake OpenAI server (``llm_timeout``
+    2 s), whose embedder breaks on ``BrokenEmbedder.WORD``."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    with fake_openai() as server:
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            llm_base_url=server.url,
+            llm_model="fake-model",
+            llm_api_key_env=KEY_ENV,
+            llm_timeout=2.0,
+            min_score=0.0,
+        )
+        library = Library(settings, embedder=BrokenEmbedder())
+        library.ingest([SEED_ARTICLE], progress=False)
+        yield library, server
+
+
+NATO_QUESTION = "What did NATO say about the withdrawal of troops?"  # passage 1: NATO's
+
+
+def test_chat_shows_the_models_words_as_they_come_then_the_verified_answer(
+    llm_chat: tuple[Library, FakeOpenAI],
+) -> None:
+    library, server = llm_chat
+    gate = threading.Event()  # the server sends the rest once the chat has shown the start
+    server.script(Reply(pieces=[GOOD_NATO[:21], GOOD_NATO[21:], " [1", "]."], gate=gate))
+
+    def on_step(step: Step) -> None:
+        if provisional(str(step[0][-1]["content"])):
+            gate.set()
+
+    started = time.monotonic()
+    steps = run_chat(library, NATO_QUESTION, on_step)
+    assert time.monotonic() - started < 5  # not held until the gate or the model timed out
+
+    final, answer = check_final(steps, NATO_QUESTION)
+    assert answer.answerer == "llm" and answer.note is None
+    assert all(s.supported for s in answer.sentences)
+    writing = [b for b in bubbles(steps) if provisional(b)]
+    assert len(writing) >= 3 and writing == bubbles(steps)[1:-1]
+    first = shown(writing[0].split('<p class="qa-status">')[0])
+    assert first == GOOD_NATO[:21]  # shown before the server sent the rest
+    last = shown(writing[-1].split('<p class="qa-status">')[0])
+    assert last == f"{GOOD_NATO} [1]."  # markers plain while provisional ...
+    assert all("<a " not in b for b in writing)
+    assert '<a class="qa-marker"' in final  # ... and links to the sources once verified
+    assert shown(final) == f"{GOOD_NATO}. [1]"
+    assert server.requests[0].json["stream"] is True
+
+
+def test_chat_marks_what_the_sources_do_not_support(llm_chat: tuple[Library, FakeOpenAI]) -> None:
+    library, server = llm_chat
+    invented = f"NATO <b>confirmed</b> that all Russian soldiers had gone home by Friday {SCRIPT}"
+    server.script(f"{GOOD_NATO} [1]. {invented} [1].")
+
+    steps = run_chat(library, NATO_QUESTION)
+
+    final, answer = check_final(steps, NATO_QUESTION)
+    assert answer.answerer == "llm"
+    assert [s.supported for s in answer.sentences] == [True, False]
+    ((title, sentence, label),) = UNSUPPORTED_SPAN.findall(final)
+    assert (title, label) == (UNSUPPORTED_TITLE, UNSUPPORTED_LABEL)
+    assert shown(sentence) == f"{invented}. [1]"
+    assert answer.note is not None and "could not be verified" in answer.note
+    assert f"Note: {answer.note}" in shown(final)
+    for bubble in bubbles(steps):  # provisional or final, the model's text is only text
+        assert "<b>confirmed" not in bubble and "<script" not in bubble.lower()
+
+
+def test_a_phantom_marker_never_reaches_the_chat(llm_chat: tuple[Library, FakeOpenAI]) -> None:
+    library, server = llm_chat
+    server.script(Reply(pieces=[GOOD_NATO, " [9", "9][1]", "[", "42]."]))
+
+    steps = run_chat(library, NATO_QUESTION)
+
+    final, answer = check_final(steps, NATO_QUESTION)
+    assert answer.answerer == "llm" and [c.n for c in answer.citations] == [1]
+    assert re.findall(r"\[\d+\]", shown(final)) == ["[1]"]
+    assert re.findall(r'href="#[\w-]+-(\d+)"', final) == ["1"]
+    for bubble in bubbles(steps):
+        assert "99" not in bubble and "42" not in bubble
+
+
+def test_a_model_failing_midway_ends_in_the_quotes_with_a_note(
+    llm_chat: tuple[Library, FakeOpenAI],
+) -> None:
+    library, server = llm_chat
+    server.script(Reply(f"{GOOD_NATO} [1].", error_after=3))
+
+    steps = run_chat(library, NATO_QUESTION)
+
+    final, answer = check_final(steps, NATO_QUESTION)
+    assert any(provisional(b) for b in bubbles(steps))  # the start of the reply was shown
+    assert answer.answerer == "llm-fallback" and answer.citations
+    assert answer.note == (
+        f"The language model at {server.url} failed (APIError); showing the passages instead."
+    )
+    assert shown(final).startswith(f"Note: {answer.note}")
+    assert GOOD_NATO[:20] not in shown(final).replace(answer.text, "")  # not left in the reply
+    assert "Traceback" not in final
+
+
+def test_a_failure_midway_replaces_the_provisional_text_with_an_apology(
+    llm_chat: tuple[Library, FakeOpenAI], caplog: pytest.LogCaptureFixture
+) -> None:
+    library, server = llm_chat
+    server.script(f"{GOOD_NATO} [1]. {BrokenEmbedder.WORD}, said the sergeant [1].")
+
+    with caplog.at_level(logging.ERROR, logger="ui.app"):
+        steps = run_chat(library, NATO_QUESTION)
+
+    shown_steps = bubbles(steps)
+    assert any(provisional(b) for b in shown_steps)  # the model's words had been shown ...
+    assert shown_steps[-1] == sorry(SORRY)  # ... and the last thing shown is an apology
+    assert all(is_skip(p) and is_skip(t) for _, p, t in steps)  # no answer was recorded
+    assert "secret" not in shown_steps[-1] and "Traceback" not in shown_steps[-1]
+    assert "embedding service crashed" in caplog.text  # the trace goes to the log
+
+
+def test_chat_errors_before_any_words_are_the_usual_apologies(
+    llm_chat: tuple[Library, FakeOpenAI], tmp_path: Path
+) -> None:
+    library, server = llm_chat
+    steps = run_chat(library, "why " * 1000)
+    assert shown(bubbles(steps)[-1]).startswith("Sorry: The question is too long (")
+    assert len(steps) == 2 and server.requests == []
+
+    url = f"http://127.0.0.1:{free_port()}"  # a Chroma server that is not there
+    unreachable = Library(Settings(data_dir=tmp_path / "elsewhere", chroma_url=url))
+    steps = run_chat(unreachable, "Who did Putin order to pull back the forces?")
+    assert len(steps) == 2 and bubbles(steps)[-1] == reply(unreachable, "Who did Putin order?")
+    assert f"cannot reach the Chroma server at {url}" in shown(bubbles(steps)[-1])

@@ -30,7 +30,9 @@ from ui.render import (
     deltas,
     escape,
     ingest_report_html,
+    provisional_html,
     sources_html,
+    without_reader_aids,
 )
 from ui.uploads import ingest_uploads
 from vectorstore.errors import QAError
@@ -50,7 +52,8 @@ EMPTY_LIBRARY = {
     False: "<b>The library is empty.</b> Add articles below, then ask about them.",
     True: "<b>There are no articles to ask about yet.</b>",
 }
-STREAM_PAUSE = 0.02  # seconds between streamed pieces: fast, but visibly streaming
+STREAM_PAUSE = 0.02  # seconds between revealed pieces: fast, but visibly streaming
+REVEAL_WORDS = 6  # a streamed piece longer than this is revealed a few words at a time
 SORRY = "something went wrong while answering; please try again."
 THINKING = '<p class="qa-thinking">Searching the articles…</p>'
 MAX_EXAMPLES = 4
@@ -64,7 +67,7 @@ def reply(library: Library, message: str) -> str:
     result = answer_or_error(library, message)
     if isinstance(result, str):
         return result
-    return answer_html(result, prefix=f"cite-{uuid.uuid4().hex[:8]}")
+    return answer_html(result, prefix=new_prefix())
 
 
 def answer_or_error(
@@ -88,6 +91,95 @@ def answer_or_error(
 
 def sorry(message: str) -> str:
     return f"<p><b>Sorry:</b> {escape(message)}</p>"
+
+
+def new_prefix() -> str:
+    """A fresh prefix for the ids of one answer's citations (unique on the page)."""
+    return f"cite-{uuid.uuid4().hex[:8]}"
+
+
+def stream_reply(
+    library: Library,
+    question: str,
+    filters: Any = None,
+    history: list[dict[str, Any]] | None = None,
+    prefix: str = "cite",
+) -> Iterator[tuple[str, Answer | None]]:
+    """The chat bubble as it grows, as ``(html, answer)``: ``answer`` is None until the last.
+
+    The text arrives from ``library.ask_stream`` and is shown as it comes, as plain text
+    marked provisional (``provisional_html``); a long piece (the offline answer comes in
+    one) is revealed a few words at a time. The verified Answer then replaces it
+    (``answer_body_html``). An error, before the first piece or midway, ends the bubble with
+    the same message as ``answer_or_error`` (never a trace, never provisional text left
+    looking final): ``(message, None)``.
+    """
+    stream: Iterator[str | Answer] | None = None
+    try:
+        stream = library.ask_stream(question, filters, history)
+        written = ""
+        for item in stream:
+            if isinstance(item, Answer):
+                yield answer_body_html(item, prefix), item
+                return
+            pieces = deltas(item) if len(item.split()) > REVEAL_WORDS else [item]
+            for i, piece in enumerate(pieces):
+                if i:
+                    time.sleep(STREAM_PAUSE)
+                written += piece
+                yield provisional_html(written), None
+        raise RuntimeError("the answer stream ended without an answer")
+    except QAError as exc:
+        yield sorry(str(exc)), None
+    except Exception:
+        log.exception("answering %r failed", question[:200])
+        yield sorry(SORRY), None
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # e.g. the page went away: stop reading the model's reply
+
+
+def chat_turn(
+    library: Library,
+    question: str,
+    history: list[dict[str, Any]],
+    answered: list[Turn],
+    chosen: tuple[Any, ...] = (),
+) -> Iterator[tuple[Any, Any, Any]]:
+    """The chat's reply to ``question``, step by step, as (chat messages, sources panel,
+    answered turns); ``gr.skip()`` for what does not change.
+
+    ``history`` ends with the question as the chat shows it; ``chosen`` are the filter
+    inputs (sources, from, until), empty in the embed view.
+    """
+    if not question:
+        yield gr.skip(), gr.skip(), gr.skip()
+        return
+    earlier = list(history)
+
+    def bubble(content: str) -> list[dict[str, Any]]:
+        return [*earlier, {"role": "assistant", "content": content}]
+
+    yield bubble(THINKING), gr.skip(), gr.skip()
+    try:
+        filters = make_filters(chosen[0] or (), (), chosen[1], chosen[2]) if chosen else None
+    except QAError as exc:
+        yield bubble(sorry(str(exc))), gr.skip(), gr.skip()
+        return
+    prefix = new_prefix()
+    conversation = [
+        {**m, "content": without_reader_aids(m["content"])}
+        if m.get("role") == "assistant" and isinstance(m.get("content"), str)
+        else m
+        for m in earlier
+    ]
+    for content, answer in stream_reply(library, question, filters, conversation, prefix):
+        if answer is None:
+            yield bubble(content), gr.skip(), gr.skip()
+        else:
+            answered = [*answered, Turn(question, answer, prefix)]
+            yield bubble(content), sources_html(answered), answered
 
 
 # -- example questions -------------------------------------------------------------------------
@@ -326,41 +418,7 @@ def build_app(library: Library, embed: bool = False) -> Any:
         def respond(
             question: str, history: list[dict[str, Any]], answered: list[Turn], *chosen: Any
         ) -> Iterator[tuple[Any, ...]]:
-            if not question:
-                yield gr.skip(), gr.skip(), gr.skip()
-                return
-            earlier = list(history)  # ends with this question, as the chat shows it
-            history = [
-                *history,
-                {"role": "assistant", "content": THINKING},
-            ]
-            yield history, gr.skip(), gr.skip()
-            try:
-                filters = (
-                    make_filters(chosen[0] or (), (), chosen[1], chosen[2]) if chosen else None
-                )
-            except QAError as exc:
-                history[-1] = {"role": "assistant", "content": sorry(str(exc))}
-                yield history, gr.skip(), gr.skip()
-                return
-            result = answer_or_error(library, question, filters, earlier)
-            if isinstance(result, str):
-                history[-1] = {"role": "assistant", "content": result}
-                yield history, gr.skip(), gr.skip()
-                return
-            turn = Turn(question, result, f"cite-{uuid.uuid4().hex[:8]}")
-            shown = ""
-            for piece in deltas(result.text):
-                shown += piece
-                history[-1] = {"role": "assistant", "content": answer_body_html(shown, turn.prefix)}
-                yield history, gr.skip(), gr.skip()
-                time.sleep(STREAM_PAUSE)
-            answered = [*answered, turn]
-            history[-1] = {
-                "role": "assistant",
-                "content": answer_body_html(result.text, turn.prefix),
-            }
-            yield history, sources_html(answered), answered
+            yield from chat_turn(library, question, history, answered, chosen)
 
         def ready() -> tuple[Any, Any]:
             return gr.Textbox(interactive=True), gr.Button(interactive=True)

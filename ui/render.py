@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 from qa.types import Answer, Citation
@@ -32,14 +32,78 @@ def escape(text: str) -> str:
     return _NEWLINE.sub("<br>", "".join(_ESCAPES.get(ch, ch) for ch in text))
 
 
-def _marker_links(escaped_answer: str, prefix: str) -> str:
-    """Turns the escaped markers ``&#91;n&#93;`` into links to their citation."""
+def _marker_links(escaped_answer: str, prefix: str, known: Set[int] | None = None) -> str:
+    """Turns the escaped markers ``&#91;n&#93;`` into links to their citation.
+
+    With ``known`` (the numbers of the answer's citations), a marker pointing at none of them
+    is dropped: a phantom marker is never shown as if it led somewhere.
+    """
 
     def link(m: re.Match[str]) -> str:
         n = m.group(1)
+        if known is not None and int(n) not in known:
+            return ""
         return f'<a class="qa-marker" href="#{prefix}-{n}">[{n}]</a>'
 
     return re.sub(r"&#91;(\d+)&#93;", link, escaped_answer)
+
+
+UNSUPPORTED_TITLE = "Not supported by the cited passages"
+UNSUPPORTED_LABEL = "⚠ unsupported"
+
+
+def _segments(answer: Answer) -> list[tuple[str, bool]]:
+    """``answer.text`` in pieces, each with whether it is supported.
+
+    Each unsupported sentence is one piece, from where it starts in the text to where the
+    next sentence starts (so with its markers). A sentence not found in the text (it should
+    always be) makes the pieces the sentences themselves, each followed by its markers.
+    """
+    if all(s.supported for s in answer.sentences):
+        return [(answer.text, True)]
+    starts: list[int] = []
+    at = 0
+    for s in answer.sentences:
+        found = answer.text.find(s.text, at)
+        if found < 0 or not s.text:
+            return [
+                (" ".join([s.text, *(f"[{n}]" for n in s.citations)]) + " ", s.supported)
+                for s in answer.sentences
+            ]
+        starts.append(found)
+        at = found + len(s.text)
+    pieces = [(answer.text[: starts[0]], True)] if starts[0] else []
+    for i, s in enumerate(answer.sentences):
+        end = starts[i + 1] if i + 1 < len(starts) else len(answer.text)
+        pieces.append((answer.text[starts[i] : end], s.supported))
+    return pieces
+
+
+def _answer_text_html(answer: Answer, prefix: str) -> str:
+    """The answer's text: escaped, markers linked, unsupported sentences visibly marked
+    (a label, not only a colour)."""
+    known = {c.n for c in answer.citations}
+    parts: list[str] = []
+    for text, supported in _segments(answer):
+        body = _marker_links(escape(text.rstrip()), prefix, known)
+        space = escape(text[len(text.rstrip()) :])
+        if supported:
+            parts.append(body + space)
+        else:
+            parts.append(
+                f'<span class="qa-unsupported" title="{UNSUPPORTED_TITLE}">{body} '
+                f'<span class="qa-flag">{UNSUPPORTED_LABEL}</span></span>{space}'
+            )
+    return "".join(parts).rstrip()
+
+
+def _answer_inner(answer: Answer, prefix: str) -> str:
+    """The answer's note, if it has one (why these are the quotes, or that some sentences are
+    unsupported), then its text."""
+    note = (
+        f'<p class="qa-answer-note"><b>Note:</b> {escape(answer.note)}</p>' if answer.note else ""
+    )
+    return f"{note}<p>{_answer_text_html(answer, prefix)}</p>"
 
 
 def quote_in_context(c: Citation) -> str:
@@ -71,8 +135,7 @@ def citation_html(c: Citation, prefix: str) -> str:
 
 def answer_html(answer: Answer, prefix: str = "cite") -> str:
     """One chat reply: answer first, then the numbered sources. No blank lines (one HTML block)."""
-    body = _marker_links(escape(answer.text), prefix)
-    parts = [f'<div class="qa-answer"><p>{body}</p>']
+    parts = [f'<div class="qa-answer">{_answer_inner(answer, prefix)}']
     if answer.citations:
         parts.append('<div class="qa-sources"><p><b>Sources</b></p>')
         parts += [citation_html(c, prefix) for c in answer.citations]
@@ -89,12 +152,32 @@ def markers(text: str) -> list[int]:
 # -- the chat page: answer bubbles, the sources panel, the article view, upload reports ---------
 
 
-def answer_body_html(text: str, prefix: str) -> str:
-    """One chat bubble: the answer (or the part streamed so far) with markers linking to sources.
+def answer_body_html(answer: Answer, prefix: str) -> str:
+    """One chat bubble: the final answer, its markers linking to its sources (in the panel),
+    unsupported sentences marked, and its note if it has one."""
+    return f'<div class="qa-answer">{_answer_inner(answer, prefix)}</div>'
 
-    A marker that has not fully arrived yet (``[1`` while streaming) stays plain text.
-    """
-    return f'<div class="qa-answer"><p>{_marker_links(escape(text), prefix)}</p></div>'
+
+# What a bubble adds for the reader (the "unsupported" labels, the note), not said by anyone.
+_READER_AIDS = re.compile(r'<span class="qa-flag">[^<]*</span>|<p class="qa-answer-note">.*?</p>')
+
+
+def without_reader_aids(content: str) -> str:
+    """A chat bubble as the conversation that follow-up questions are resolved against:
+    without the labels and the note added for the reader (the answer's own words stay)."""
+    return _READER_AIDS.sub("", content)
+
+
+PROVISIONAL_STATUS = "Writing… the answer is checked against its sources when it is complete."
+
+
+def provisional_html(text: str) -> str:
+    """One chat bubble while the answer is being written: the text so far, as plain text
+    (markers too), visibly not final; ``answer_body_html`` replaces it once verified."""
+    return (
+        f'<div class="qa-answer qa-provisional"><p>{escape(text)}</p>'
+        f'<p class="qa-status">{escape(PROVISIONAL_STATUS)}</p></div>'
+    )
 
 
 def deltas(text: str, words: int = 3) -> list[str]:
