@@ -10,6 +10,7 @@ Needs /usr/bin/chromium (``make browser-deps``); Playwright's own browser downlo
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,13 @@ from playwright.sync_api import (
 )
 
 from qa.service import Library
+from qa.settings import Settings
+from tests.conftest import SEED_ARTICLE
+from tests.fakes import BagOfWordsEmbedder
+from tests.openai_fake import FakeOpenAI, Reply, fake_openai
 from tests.test_api import QUESTION, make_library, running_server
+from tests.test_llm import GOOD_NATO, KEY, KEY_ENV
+from ui.render import UNSUPPORTED_LABEL, UNSUPPORTED_TITLE
 from vectorstore.embeddings import Embedder
 
 pytestmark = pytest.mark.slow
@@ -260,6 +267,68 @@ def test_chat_on_a_phone(visit: Callable[[dict[str, int]], Visit]) -> None:
     assert box and box["y"] < PHONE["height"] and box["y"] + box["height"] > 0, box
     v.screenshot("chat-phone-sources.png")
     v.check_stayed_local()
+
+
+# -- with a language model ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def llm_base(tmp_path: Path) -> Iterator[tuple[str, FakeOpenAI]]:
+    """The server over the seed article, answering with the fake OpenAI server."""
+    with pytest.MonkeyPatch.context() as mp, fake_openai() as model:
+        mp.setenv(KEY_ENV, KEY)
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            chroma_url=None,
+            llm_base_url=model.url,
+            llm_model="fake-model",
+            llm_api_key_env=KEY_ENV,
+            min_score=0.0,
+        )
+        library = Library(settings, embedder=BagOfWordsEmbedder())
+        library.ingest([SEED_ARTICLE], progress=False)
+        with running_server(library) as url:
+            yield url, model
+
+
+def test_streamed_words_then_unsupported_sentences_labelled(
+    browser: Browser, llm_base: tuple[str, FakeOpenAI]
+) -> None:
+    url, model = llm_base
+    gate = threading.Event()  # the model sends the rest once the page shows its first words
+    invented = "NATO <b>confirmed</b> that all Russian soldiers had gone home by Friday"
+    pieces = [GOOD_NATO[:21], f"{GOOD_NATO[21:]} [1]. ", f"{invented} [1]."]
+    model.script(Reply(pieces=pieces, gate=gate))
+    v = Visit(browser, url, DESKTOP)
+    try:
+        page = v.open("/")
+        wait_ready(page)
+        page.locator("#qa-question textarea").fill("What did NATO say about the withdrawal?")
+        page.locator("#qa-ask").click()
+
+        writing = page.locator("#qa-chatbot .qa-provisional")
+        writing.wait_for(timeout=ANSWER_TIMEOUT)
+        assert GOOD_NATO[:21] in writing.inner_text() and "Writing…" in writing.inner_text()
+        gate.set()
+        newest_turn(page).wait_for(timeout=ANSWER_TIMEOUT)
+
+        bubble = page.locator("#qa-chatbot .bot-row").last
+        assert bubble.locator(".qa-provisional").count() == 0
+        flagged = bubble.locator(".qa-unsupported")
+        flag = flagged.locator(".qa-flag")
+        assert flagged.count() == 1 and flag.is_visible()
+        assert flag.inner_text().strip() == UNSUPPORTED_LABEL
+        assert flagged.get_attribute("title") == UNSUPPORTED_TITLE
+        assert f"{invented}. [1]" in flagged.inner_text()  # the model's tags shown as text
+        assert bubble.locator("b", has_text="confirmed").count() == 0
+        assert "wavy" in flagged.evaluate("e => getComputedStyle(e).textDecorationStyle")
+        assert "could not be verified" in bubble.locator(".qa-answer-note").inner_text()
+        assert GOOD_NATO in bubble.inner_text()
+        v.screenshot("chat-unsupported.png")
+        v.check_stayed_local()
+    finally:
+        gate.set()
+        v.context.close()
 
 
 # -- embedding ---------------------------------------------------------------------------------
