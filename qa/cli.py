@@ -191,15 +191,30 @@ def delete(article_ids: tuple[str, ...], **flags: Any) -> None:
     help="Another site (https://news.example) that may embed the chat and call the API; "
     "repeatable [env QA_ALLOWED_ORIGINS, comma-separated; default: this server only].",
 )
+@click.option(
+    "--access-token-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Ask every visitor for the token this file holds (API: 'Authorization: Bearer "
+    "TOKEN'; browsers: open /?token=TOKEN once) [env QA_ACCESS_TOKEN; default: no token].",
+)
 @store_options
 def serve(
-    host: str | None, port: int | None, allowed_origins: tuple[str, ...], **flags: Any
+    host: str | None,
+    port: int | None,
+    allowed_origins: tuple[str, ...],
+    access_token_file: Path | None,
+    **flags: Any,
 ) -> None:
     """Serve the chat, its embed view and the API on http://HOST:PORT (API docs at /docs)."""
     from ui.server import serve as serve_all
 
     origins = list(allowed_origins) or None
-    settings = make_settings(host=host, port=port, allowed_origins=origins, **flags)
+    # The token itself is never a flag: the command line shows in `ps`.
+    token = _read_token(access_token_file) if access_token_file else None
+    settings = make_settings(
+        host=host, port=port, allowed_origins=origins, access_token=token, **flags
+    )
     serve_all(open_library(settings))
 
 
@@ -279,6 +294,15 @@ def eval_command(
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         click.echo(evaluation.format_report(report))
+
+
+def _read_token(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(
+            f"cannot read {path}: {exc}", param_hint="--access-token-file"
+        ) from exc
 
 
 def _date(value: str | None, flag: str) -> str | None:

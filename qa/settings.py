@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vectorstore.store import StoreConfig
@@ -20,7 +20,8 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Everything a user can set; flags override QA_* environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+    # hide_input_in_errors: an error about a setting never repeats its value (a secret's).
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Field(default_factory=default_data_dir)
     chroma_url: str | None = None
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
     # frame and call the API from a browser; QA_ALLOWED_ORIGINS is a comma-separated list.
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     upload_max_mb: float = Field(20.0, gt=0)  # largest file the chat accepts for upload
+    # When set, every page and route of the server asks for this token (ui.auth). Read from
+    # QA_ACCESS_TOKEN (or `qa serve --access-token-file`), never a flag's value, which `ps`
+    # shows; a SecretStr, so no repr or log shows it.
+    access_token: SecretStr | None = None
 
     # LLM endpoint
     # An OpenAI-compatible chat endpoint (Ollama, llama.cpp's server, vLLM, LM Studio, OpenAI)
@@ -75,6 +80,20 @@ class Settings(BaseSettings):
                     f"{raw!r} is not an origin like https://news.example or http://127.0.0.1:8000"
                 )
         return cleaned
+
+    @field_validator("access_token")
+    @classmethod
+    def _check_token(cls, token: SecretStr | None) -> SecretStr | None:
+        """Long enough not to be guessed, and sendable in a header: printable ASCII, no spaces."""
+        if token is None:
+            return None
+        value = token.get_secret_value()
+        if len(value) < 16 or not all("!" <= ch <= "~" for ch in value):
+            raise ValueError(
+                "the access token must be at least 16 printable ASCII characters without "
+                "spaces; make one with: python -c 'import secrets; print(secrets.token_urlsafe())'"
+            )
+        return token
 
     @property
     def store(self) -> StoreConfig:

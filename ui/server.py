@@ -7,6 +7,7 @@ JavaScript and the API docs' Swagger UI are all served from this server.
 
 Which other origins may frame the pages (CSP ``frame-ancestors``) and call the API or the chat
 from a browser (CORS) is ``Settings.allowed_origins``; by default only the server's own origin.
+With ``Settings.access_token`` every route asks for the token (``ui.auth``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qa.service import Library
 from ui.api import api_router, install_error_handlers
 from ui.app import PAGE_CSS, PAGE_JS, TITLE, build_app, upload_limit
+from ui.auth import AccessToken
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +123,17 @@ def create_server(library: Library) -> FastAPI:
     def embed_slash() -> RedirectResponse:
         return RedirectResponse(f"{EMBED_PATH}/")
 
+    # The last added runs first: FrameAncestors, CORS (which answers preflights, which carry
+    # no token, and marks refusals readable), then the token check.
+    allow_headers = ["Content-Type"]
+    if settings.access_token is not None:
+        app.add_middleware(AccessToken, token=settings.access_token)
+        allow_headers.append("Authorization")
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
         allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type"],
+        allow_headers=allow_headers,
         max_age=600,
     )
     app.add_middleware(FrameAncestors, origins=origins)
