@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # QA_ACCESS_TOKEN (or `qa serve --access-token-file`), never a flag's value, which `ps`
     # shows; a SecretStr, so no repr or log shows it.
     access_token: SecretStr | None = None
+    # Questions the API answers at once, and how many more may wait; beyond that, 503 with
+    # Retry-After. The chat's queue takes the same limits.
+    max_concurrent_questions: int = Field(4, ge=1, le=64)
+    max_queued_questions: int = Field(32, ge=1, le=10_000)
 
     # LLM endpoint
     # An OpenAI-compatible chat endpoint (Ollama, llama.cpp's server, vLLM, LM Studio, OpenAI)

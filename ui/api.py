@@ -4,14 +4,21 @@
 ``POST /api/ask/stream`` sends the same answer as server-sent events: ``delta`` events with
 pieces of the answer's text, then one ``answer`` event with the whole JSON (or one ``error``
 event). Bad requests get a 4xx with ``{"detail": "a sentence saying what is wrong"}``.
+
+Answering is CPU-bound, so questions are answered a few at a time on worker threads, a bounded
+number more wait their turn (``Capacity``), and beyond that a question gets ``503`` with
+``Retry-After`` at once instead of slowing everyone down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -28,6 +35,7 @@ from vectorstore.errors import QAError
 from vectorstore.types import Filters
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_HISTORY = 100  # messages
 MAX_MESSAGE_CHARS = 20_000
@@ -176,7 +184,11 @@ class ErrorOut(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The body is not JSON."},
     422: {"model": ErrorOut, "description": "The request is not a question that can be asked."},
-    503: {"model": ErrorOut, "description": "The article store cannot be used right now."},
+    503: {
+        "model": ErrorOut,
+        "description": "The article store cannot be used right now, or the server is busy: "
+        "then the header `Retry-After` says in how many seconds to ask again.",
+    },
 }
 
 STREAM_DOC = """Server-sent events (`text/event-stream`):
@@ -197,12 +209,58 @@ The `delta` texts joined are the answer; the last event is `answer` (the JSON of
 """
 
 
+# -- capacity ----------------------------------------------------------------------------------
+
+
+class Capacity:
+    """At most ``concurrent`` questions answered at once, each on a worker thread, and at most
+    ``queued`` more waiting for a turn; beyond that ``run`` refuses at once with a 503 whose
+    ``Retry-After`` estimates when a turn frees up. Used from the event loop only."""
+
+    def __init__(self, concurrent: int, queued: int) -> None:
+        self.concurrent = concurrent
+        self.queued = queued
+        self.running = 0
+        self.waiting = 0
+        self.seconds = 0.1  # moving average of one answer's time
+        self._turns = asyncio.Semaphore(concurrent)
+
+    def retry_after(self) -> int:
+        """Seconds until the questions ahead are likely answered; at least 1."""
+        ahead = self.running + self.waiting + 1
+        return max(1, math.ceil(ahead / self.concurrent * self.seconds))
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a worker thread when its turn comes, or a 503 now when full."""
+        if self.running + self.waiting >= self.concurrent + self.queued:
+            raise HTTPException(
+                503,
+                detail="The server is busy answering other questions; please ask again shortly.",
+                headers={"Retry-After": str(self.retry_after())},
+            )
+        self.waiting += 1
+        try:
+            await self._turns.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        started = time.perf_counter()
+        try:
+            return await run_in_threadpool(fn, *args)
+        finally:
+            self.running -= 1
+            self._turns.release()
+            self.seconds = 0.8 * self.seconds + 0.2 * (time.perf_counter() - started)
+
+
 # -- routes ------------------------------------------------------------------------------------
 
 
 def api_router(library: Library) -> APIRouter:
     """The ``/api`` routes over ``library``."""
     router = APIRouter(prefix="/api", tags=["questions and articles"])
+    settings = library.settings
+    capacity = Capacity(settings.max_concurrent_questions, settings.max_queued_questions)
 
     def history(request: AskRequest) -> list[dict[str, str]]:
         return [m.model_dump() for m in request.history]
@@ -221,10 +279,10 @@ def api_router(library: Library) -> APIRouter:
             raise HTTPException(503, detail=str(exc)) from None
 
     @router.post("/ask", response_model=AnswerOut, responses=ERRORS, summary="Ask a question")
-    def ask(request: AskRequest) -> dict[str, Any]:
+    async def ask(request: AskRequest) -> dict[str, Any]:
         """The answer with its citations: the same JSON as `qa ask --json`."""
         question, filters = checked(request)
-        return answer_dict(answer(question, filters, history(request)))
+        return answer_dict(await capacity.run(answer, question, filters, history(request)))
 
     @router.post(
         "/ask/stream",
@@ -238,16 +296,22 @@ def api_router(library: Library) -> APIRouter:
     async def ask_stream(request: AskRequest) -> StreamingResponse:
         """The answer as server-sent events: text deltas, then the whole answer JSON."""
         question, filters = checked(request)
+        # Answered before the response starts, so a full server can still say 503.
+        try:
+            result: Answer | str = await capacity.run(
+                library.ask, question, filters, history(request)
+            )
+        except QAError as exc:
+            result = str(exc)
+        except HTTPException:
+            raise
+        except Exception:
+            log.exception("answering %r failed", question[:200])
+            result = "something went wrong while answering"
 
         async def events() -> AsyncIterator[str]:
-            try:
-                result = await run_in_threadpool(library.ask, question, filters, history(request))
-            except QAError as exc:
-                yield sse("error", {"detail": str(exc)})
-                return
-            except Exception:
-                log.exception("answering %r failed", question[:200])
-                yield sse("error", {"detail": "something went wrong while answering"})
+            if isinstance(result, str):  # what went wrong
+                yield sse("error", {"detail": result})
                 return
             for piece in deltas(result.text):
                 yield sse("delta", {"text": piece})

@@ -7,7 +7,9 @@ JavaScript and the API docs' Swagger UI are all served from this server.
 
 Which other origins may frame the pages (CSP ``frame-ancestors``) and call the API or the chat
 from a browser (CORS) is ``Settings.allowed_origins``; by default only the server's own origin.
-With ``Settings.access_token`` every route asks for the token (``ui.auth``).
+With ``Settings.access_token`` every route asks for the token (``ui.auth``). Questions are
+answered a few at a time, the rest wait in a bounded queue: the API's and the chat's own
+(``Settings.max_concurrent_questions``, ``max_queued_questions``).
 """
 
 from __future__ import annotations
@@ -152,9 +154,14 @@ def create_server(library: Library) -> FastAPI:
         "pwa": False,
         "enable_monitoring": False,
     }
-    embed = build_app(library, embed=True).queue(default_concurrency_limit=4)
+    # A full queue refuses a question at once with "queue is full" instead of piling up.
+    queue = {
+        "default_concurrency_limit": settings.max_concurrent_questions,
+        "max_size": settings.max_queued_questions,
+    }
+    embed = build_app(library, embed=True).queue(**queue)
     gr.mount_gradio_app(app, embed, path=EMBED_PATH, footer_links=[], **mount)
-    chat = build_app(library).queue(default_concurrency_limit=4)
+    chat = build_app(library).queue(**queue)
     gr.mount_gradio_app(app, chat, path="/", footer_links=["api", "settings"], **mount)
     return app
 
