@@ -9,11 +9,14 @@ Two collections per library name:
   look-up and no model, and it survives in server mode like everything else.
 
 Write order keeps the two consistent across a crash: an article's chunks are written first, its
-stale chunks deleted next, its registry record (with the new hash) last. A crash in between
-leaves the old hash (or none), so the next ingest writes the article again and converges.
-Deleting goes the other way round: chunks first, then the record. ``write_articles`` keeps that
-order for a whole batch of articles (all chunks, then stale chunks, then all records) in a few
-large requests, which is what makes ingestion's writes cheap.
+stale chunks deleted next, the revision changed (``revision``: the lexical index is derived from
+the chunks and tagged with it), its registry record (with the new hash) last. A crash in between
+leaves the old hash (or none), so the next ingest writes the article again and converges; and
+once a record says an article is stored, the revision has changed since its chunks did, so no
+cached index of the old chunks passes for current. Deleting: chunks, revision, then the record.
+``write_articles`` keeps that order for a whole batch of articles (all chunks, then stale chunks,
+then the revision, then all records) in a few large requests, which is what makes ingestion's
+writes cheap. ``tests/test_crash.py`` kills ingestion before each of these requests in turn.
 
 A Chroma server that does not answer within ``StoreConfig.timeout`` seconds (``QA_CHROMA_TIMEOUT``)
 is a ``StoreError``, never a hang.
@@ -372,8 +375,10 @@ class ChromaStore:
         """Store each article as exactly its chunks, replacing whatever it had before.
 
         In as few requests as Chroma allows, in the crash-safe order: every chunk of every
-        article, then the articles' stale chunks deleted, then their registry records, then
-        one revision bump.
+        article, then the articles' stale chunks deleted, then one revision bump, then their
+        registry records. (With the bump last, a crash just before it would leave the records
+        saying "stored" under the old revision: the next ingest would skip every article, and
+        a lexical index cached at that revision would keep the replaced chunks.)
         """
         for article, chunks, vectors in items:
             if len(chunks) != len(vectors):
@@ -404,6 +409,7 @@ class ChromaStore:
         stale = [cid for cid in self._chunk_ids_of([a.id for a, _, _ in items]) if cid not in keep]
         for batch in _batches(stale, size):
             self._chunks.delete(ids=batch)
+        self._bump_revision()
         records = [
             {
                 **_metadata(article),
@@ -421,7 +427,6 @@ class ChromaStore:
                 embeddings=[_REGISTRY_VECTOR] * len(part),
                 metadatas=records[start : start + len(part)],
             )
-        self._bump_revision()
 
     def _chunk_ids_of(self, article_ids: list[str]) -> list[str]:
         """The ids of every chunk stored for any of ``article_ids``."""
@@ -442,10 +447,10 @@ class ChromaStore:
         chunk_ids = self.chunk_ids(article_id)
         for batch in _batches(chunk_ids, self.batch_size):
             self._chunks.delete(ids=batch)
-        if existed:
-            self._articles.delete(ids=[article_id])
         if existed or chunk_ids:
             self._bump_revision()
+        if existed:
+            self._articles.delete(ids=[article_id])
         return existed or bool(chunk_ids)
 
 
