@@ -416,6 +416,9 @@ def test_utf8_bom_and_utf16_with_bom(tmp_path: Path) -> None:
             content = b"\xfe\xff" + content
         article = only_article(write(tmp_path / name, content))
         assert (article.title, article.text) == ("Київ talks", "Київ talks\nbody text")
+    # FF FE 00 00 is the UTF-32 LE mark, or the UTF-16 LE one then U+0000: tried both ways.
+    nul_first = write(tmp_path / "nul.txt", b"\xff\xfe" + "\x00Kyiv talks".encode("utf-16-le"))
+    assert only_article(nul_first).text == "Kyiv talks"
 
 
 # --------------------------------------------------------------------------- file-level errors

@@ -362,21 +362,30 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 _BAD_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
 
-def _bom_codec(raw: bytes) -> str | None:
-    """The codec named by the byte-order mark ``raw`` starts with, if any."""
-    return next((codec for bom, codec in _BOMS if raw.startswith(bom)), None)
+def _decode_bom(raw: bytes, final: bool = True) -> tuple[str, str] | None:
+    """(codec, text) of bytes that start with a byte-order mark; None without one.
+
+    ``final=False`` decodes the start of a longer file. Raises _Bad when no codec the mark
+    can name decodes them: FF FE 00 00 is UTF-32 LE, or else UTF-16 LE starting with U+0000.
+    """
+    named = [codec for bom, codec in _BOMS if raw.startswith(bom)]
+    for codec in named:
+        try:
+            return codec, codecs.getincrementaldecoder(codec)().decode(raw, final=final)
+        except UnicodeDecodeError:
+            continue
+    if named:
+        raise _Bad(NOT_TEXT)
+    return None
 
 
 def _decode(raw: bytes) -> str:
     """Decode UTF-8 (BOM optional), UTF-16/32 with a BOM, else clean-looking cp1252."""
     if not raw.strip():
         raise _Bad("empty file")
-    bom_codec = _bom_codec(raw)
-    if bom_codec is not None:
-        try:
-            text = raw.decode(bom_codec)
-        except UnicodeDecodeError:
-            raise _Bad(NOT_TEXT) from None
+    decoded = _decode_bom(raw)
+    if decoded is not None:
+        text = decoded[1]
     elif b"\x00" in raw:
         raise _Bad("binary file (not text)")
     else:
@@ -676,9 +685,12 @@ def _jsonl_lines(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[int, str | _Bad
     ``max_bytes`` is reported and skipped without being held in memory.
     """
     head = fh.read(_SNIFF_BYTES)
-    codec = _bom_codec(head)
-    _sniff_text(head, codec, complete=len(head) < _SNIFF_BYTES)
-    if codec in ("utf-16", "utf-32"):
+    complete = len(head) < _SNIFF_BYTES
+    decoded = _decode_bom(head, final=complete)
+    codec = decoded[0] if decoded else None
+    if codec is None:
+        _sniff_text(head, complete)
+    elif codec in ("utf-16", "utf-32"):
         fh.seek(0)
         yield from _wide_lines(fh, codec, max_bytes)
         return
@@ -763,15 +775,9 @@ def _limited_lines(
         yield line[: len(line) - len(ending)], size - measure(ending)
 
 
-def _sniff_text(head: bytes, codec: str | None, complete: bool) -> None:
-    """Raise _Bad if the start of a file (in ``codec``, else without a BOM) is binary or not
-    text at all, as ``_decode`` would for the whole file."""
-    if codec is not None:
-        try:
-            codecs.getincrementaldecoder(codec)().decode(head, final=complete)
-        except UnicodeDecodeError:
-            raise _Bad(NOT_TEXT) from None
-        return
+def _sniff_text(head: bytes, complete: bool) -> None:
+    """Raise _Bad if the start of a file without a BOM is binary or not text at all, as
+    ``_decode`` would for the whole file."""
     if b"\x00" in head:
         raise _Bad("binary file (not text)")
     try:
