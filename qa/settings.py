@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     access_token: SecretStr | None = None
     # Questions the API answers at once, and how many more may wait; beyond that, 503 with
     # Retry-After. The chat's queue takes the same limits.
-    max_concurrent_questions: int = Field(4, ge=1, le=64)
+    max_concurrent_questions: int = Field(4, ge=1, le=32)
     max_queued_questions: int = Field(32, ge=1, le=10_000)
 
     # LLM endpoint
