@@ -127,9 +127,10 @@ class Library:
             max_file_bytes=self.settings.max_file_bytes,
             progress=progress,
         )
+        before = self._revision_before_write()
         report = ingest(paths, self.store, self.embedder, options)
         if report.new or report.updated:
-            self.lexical.refresh()
+            self._update_lexical(before, [*report.new, *report.updated])
         return report
 
     def articles(self) -> list[ArticleSummary]:
@@ -144,10 +145,22 @@ class Library:
 
     def delete(self, article_id: str) -> bool:
         self.hold_writer_lock("qa delete")
+        before = self._revision_before_write()
         deleted = self.store.delete_article(article_id)
         if deleted:
-            self.lexical.refresh()
+            self._update_lexical(before, [article_id])
         return deleted
+
+    def _revision_before_write(self) -> str | None:
+        """The store's revision as this process starts writing, when it is the only writer
+        (embedded, under the writer lock); None with a Chroma server, where others may write."""
+        return None if self.settings.chroma_url else self.store.revision()
+
+    def _update_lexical(self, before: str | None, changed: list[str]) -> None:
+        if before is None:
+            self.lexical.refresh()
+        else:
+            self.lexical.apply(before, changed)
 
     # -- questions -------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +12,10 @@ import numpy as np
 from qa.service import Library
 from qa.settings import Settings
 from tests.fakes import BagOfWordsEmbedder
+from vectorstore.hybrid import LexicalCache
 from vectorstore.lexical import ChunkRecord, LexicalIndex, top_indices
-from vectorstore.types import Filters
+from vectorstore.store import ChromaStore
+from vectorstore.types import Filters, ScoredPassage
 
 RECORDS = [
     ChunkRecord("b:0", "b", 0, "NATO saw no evidence of a withdrawal.", "Wire", 20140520),
@@ -118,3 +122,121 @@ def test_lexical_only_candidates_get_their_exact_dense_score(tmp_path: Path) -> 
     [stored] = lib.store.get_passages(lib.store.chunk_ids("target"), vector)
     assert abs(cands["target"].features[0] - stored.score) < 1e-6
     assert lib.search("Rostov Shoigu", 1)[0].article.id == "target"
+
+
+def _corpus(seed: int, articles: int) -> list[ChunkRecord]:
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(60)] + ["Kremlin", "troops", "Shoigu", "NATO"]
+    records = []
+    for a in range(articles):
+        for c in range(rng.randint(1, 4)):
+            text = " ".join(rng.choice(vocab) for _ in range(rng.randint(3, 25)))
+            records.append(ChunkRecord(f"art{a}:{c}", f"art{a}", c * 100, text, "S", 20140500 + a))
+    return records
+
+
+def _same_index(got: LexicalIndex, want: LexicalIndex, queries: list[str]) -> None:
+    assert got.ids == want.ids and got.article_ids == want.article_ids
+    assert got.sources == want.sources and list(got.starts) == list(want.starts)
+    assert list(got.published) == list(want.published)
+    for q in queries:
+        np.testing.assert_allclose(got.scores(q), want.scores(q), rtol=1e-5, atol=1e-6)
+
+
+def test_an_updated_index_equals_one_built_from_scratch() -> None:
+    old = _corpus(1, 30)
+    replaced = {"art3", "art7", "art20"}
+    deleted = {"art11"}
+    fresh = [r for r in _corpus(2, 40) if r.article_id in replaced | {"art35", "art36"}]
+    fresh += [ChunkRecord("new:0", "new", 0, "Shoigu zebra quantum", "S", 0)]  # new words
+    current = [r for r in old if r.article_id not in replaced | deleted] + fresh
+    queries = ["Kremlin troops w3 w17", "Shoigu zebra", "w1 w2 w3 w4 w5", "quantum NATO w59"]
+
+    updated = LexicalIndex.build("r1", old).updated("r2", replaced | deleted, fresh)
+    assert updated.revision == "r2"
+    assert not any(cid.startswith("art11:") for cid in updated.ids)
+    _same_index(updated, LexicalIndex.build("r2", current), queries)
+    # an empty index updated with every record is the index built from them
+    assert (
+        LexicalIndex.build("r0", []).updated("r1", [], old).ids == LexicalIndex.build("r1", old).ids
+    )
+
+
+def test_update_round_trips_through_the_cache_file(tmp_path: Path) -> None:
+    old = _corpus(3, 10)
+    path = tmp_path / "x.npz"
+    LexicalIndex.build("r1", old).save(path)
+    loaded = LexicalIndex.load(path)
+    assert loaded is not None
+    extra = [ChunkRecord("z:0", "z", 0, "Kremlin troops", "S", 0)]
+    _same_index(
+        loaded.updated("r2", ["art0"], extra),
+        LexicalIndex.build("r2", [r for r in old if r.article_id != "art0"] + extra),
+        ["Kremlin troops", "w5 w6"],
+    )
+
+
+class CountingSource:
+    """A real ChromaStore, counting the full reads a rebuild makes."""
+
+    def __init__(self, store: ChromaStore) -> None:
+        self.store = store
+        self.full_reads = 0
+
+    def revision(self) -> str:
+        return self.store.revision()
+
+    def iter_records(self) -> Iterator[ChunkRecord]:
+        self.full_reads += 1
+        return self.store.iter_records()
+
+    def records_of(self, article_ids: Sequence[str]) -> list[ChunkRecord]:
+        return self.store.records_of(article_ids)
+
+    def search(
+        self, vector: list[float], k: int, filters: Filters | None = None
+    ) -> list[ScoredPassage]:
+        return self.store.search(vector, k, filters)
+
+    def get_passages(self, chunk_ids: list[str], query_vector: list[float]) -> list[ScoredPassage]:
+        return self.store.get_passages(chunk_ids, query_vector)
+
+
+def test_small_ingests_and_deletes_update_the_index_without_a_rebuild(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    lib = Library(settings, embedder=BagOfWordsEmbedder())
+    source = CountingSource(lib.store)
+    lib.lexical = LexicalCache(source, tmp_path / "data" / "lexical" / "articles.npz")
+    first = [{"id": f"n{i}", "text": f"Filler story {i} about the weather."} for i in range(8)]
+    lib.ingest([corpus(tmp_path, first)], progress=False)
+    assert source.full_reads == 1  # the first ingest builds it
+
+    more = [
+        {"id": "n3", "text": "A replaced story: Shoigu pulled back the forces."},
+        {"id": "x", "text": "NATO saw no zebra pullout."},
+    ]
+    lib.ingest([corpus(tmp_path, more)], progress=False)
+    assert lib.delete("n5")
+    assert source.full_reads == 1  # updated in place, twice
+
+    index = lib.lexical.get()
+    rebuilt = LexicalIndex.build(lib.store.revision(), lib.store.iter_records())
+    _same_index(index, rebuilt, ["Shoigu forces", "zebra NATO", "weather story 5"])
+    assert index.revision == lib.store.revision()
+    assert [p.article.id for p in lib.search("zebra pullout", 1)] == ["x"]
+    # the cache holds the updated index: another process starts from it
+    again = LexicalCache(CountingSource(lib.store), tmp_path / "data" / "lexical" / "articles.npz")
+    assert again.get().ids == index.ids
+
+
+def test_an_update_from_an_unexpected_revision_rebuilds(tmp_path: Path) -> None:
+    lib = Library(Settings(data_dir=tmp_path / "data"), embedder=BagOfWordsEmbedder())
+    lib.ingest([corpus(tmp_path, [{"id": "a", "text": "Putin ordered troops home."}])], False)
+    source = CountingSource(lib.store)
+    cache = LexicalCache(source, None)
+    cache.get()
+    lib.ingest([corpus(tmp_path, [{"id": "b", "text": "NATO saw no zebra."}])], False)
+    # told it starts from a revision its index is not at (another writer came between)
+    index = cache.apply("some-other-revision", ["b"])
+    assert source.full_reads == 2 and index.revision == lib.store.revision()
+    assert set(index.article_ids) == {"a", "b"}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -42,6 +42,10 @@ class HybridSource(Protocol):
         """Every stored chunk."""
         ...
 
+    def records_of(self, article_ids: Sequence[str]) -> Iterable[ChunkRecord]:
+        """The stored chunks of ``article_ids``."""
+        ...
+
     def search(
         self, vector: list[float], k: int, filters: Filters | None = None
     ) -> list[ScoredPassage]:
@@ -57,9 +61,13 @@ class LexicalCache:
     """Keeps a ``LexicalIndex`` in step with the store's revision.
 
     The first use loads the cached file (or builds it). Later, a changed revision triggers a
-    rebuild at most every ``min_interval`` seconds, in the background, while the previous
-    index keeps answering (its hits are re-read from Chroma, so nothing deleted is returned).
+    reload at most every ``min_interval`` seconds, in the background, while the previous index
+    keeps answering (its hits are re-read from Chroma, so nothing deleted is returned): of the
+    cached file when the writing process left it at the new revision (``apply``), else a
+    rebuild from the store.
     """
+
+    INCREMENTAL_MIN = 50  # articles an update may always change; beyond, a quarter of them
 
     def __init__(self, source: HybridSource, path: Path | None, min_interval: float = 5.0):
         self._source = source
@@ -94,9 +102,40 @@ class LexicalCache:
                 self._index = self._load_or_build(revision)
             return self._index
 
+    def apply(self, before: str, changed_articles: Sequence[str]) -> LexicalIndex:
+        """Bring the index up to date after this process changed ``changed_articles`` (wrote,
+        replaced or deleted them) starting from revision ``before``, with no other writer.
+
+        When the index is at ``before`` and the change is small beside it, only the changed
+        articles' chunks are read back and tokenized (``LexicalIndex.updated``); otherwise
+        the index is rebuilt. Either way it ends at the store's revision and is cached.
+        """
+        with self._lock:
+            revision = self._source.revision()
+            current = self._index
+            if current is None and self._path is not None:
+                current = LexicalIndex.load(self._path)
+            small = len(changed_articles) <= max(
+                self.INCREMENTAL_MIN, len(set(current.article_ids)) // 4 if current else 0
+            )
+            if current is None or current.revision != before or not small:
+                index = self._load_or_build(revision)
+            else:
+                started = time.perf_counter()
+                records = self._source.records_of(list(changed_articles))
+                index = current.updated(revision, changed_articles, records)
+                self._save(index)
+                log.info(
+                    "lexical index: %d articles updated in %.2f s",
+                    len(changed_articles),
+                    time.perf_counter() - started,
+                )
+            self._index = index
+            return index
+
     def _rebuild(self, revision: str) -> None:
         try:
-            index = self._build(revision)
+            index = self._load_or_build(revision)
             with self._lock:
                 self._index = index
         except Exception:  # keep serving the old index; the next check tries again
@@ -114,13 +153,16 @@ class LexicalCache:
     def _build(self, revision: str) -> LexicalIndex:
         started = time.perf_counter()
         index = LexicalIndex.build(revision, self._source.iter_records())
+        self._save(index)
+        log.info("lexical index: %d chunks in %.2f s", len(index), time.perf_counter() - started)
+        return index
+
+    def _save(self, index: LexicalIndex) -> None:
         if self._path is not None:
             try:
                 index.save(self._path)
             except OSError as exc:  # a read-only cache folder only costs rebuild time
                 log.warning("could not cache the lexical index at %s: %s", self._path, exc)
-        log.info("lexical index: %d chunks in %.2f s", len(index), time.perf_counter() - started)
-        return index
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ after a restart, a crash mid-ingest, or a write by another process, and in serve
 app process derives the same index from the same server. The cache file only saves the
 rebuild on start-up; deleting it loses nothing.
 
+An ingest or delete in this process updates the index in place of a rebuild
+(:meth:`LexicalIndex.updated`): the rows of the articles it replaced or removed go, the new
+chunks are tokenized and added, and the term statistics are recomputed from the stored term
+counts, which costs a fraction of re-reading and re-tokenizing every chunk.
+
 Scores are normalized per query into [0, 1]: the BM25 score divided by the sum of the query
 terms' IDFs (what a unit-length chunk matching every term once would score), so 1.0 means
 "contains all of the question's content words" and 0.3 "a third of its weight".
@@ -31,7 +36,7 @@ from vectorstore.types import Filters
 
 K1 = 1.2
 B = 0.75
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -54,20 +59,22 @@ class LexicalIndex:
         revision: str,
         ids: list[str],
         article_ids: list[str],
+        starts: npt.NDArray[np.int64],
         sources: list[str],
         published: npt.NDArray[np.int64],
         vocab: dict[str, int],
-        idf: npt.NDArray[np.float32],
-        weights: sparse.csc_matrix,
+        tf: sparse.csr_matrix,
     ) -> None:
+        """``tf``: documents x terms term counts, rows in (article, start, id) order."""
         self.revision = revision
         self.ids = ids
         self.article_ids = article_ids
+        self.starts = starts
         self.sources = sources
         self.published = published
         self.vocab = vocab
-        self.idf = idf
-        self.weights = weights  # documents x terms, BM25 term weights (idf included)
+        self.tf = tf
+        self.idf, self.weights = _bm25(tf)  # weights: documents x terms, idf included
         self.position = {cid: i for i, cid in enumerate(ids)}
         self._article_arr = np.asarray(article_ids, dtype=object)
         self._source_arr = np.asarray(sources, dtype=object)
@@ -81,43 +88,78 @@ class LexicalIndex:
     @classmethod
     def build(cls, revision: str, records: Iterable[ChunkRecord]) -> LexicalIndex:
         """Index ``records`` (any order; duplicates by id keep the last)."""
-        unique = {r.id: r for r in records}
-        ordered = sorted(unique.values(), key=lambda r: (r.article_id, r.start, r.id))
-        vocab: dict[str, int] = {}
+        empty = sparse.csr_matrix((0, 0), dtype=np.float32)
+        return cls._assemble(revision, _Rows.empty(), empty, {}, records)
+
+    def updated(
+        self, revision: str, drop_articles: Iterable[str], records: Iterable[ChunkRecord]
+    ) -> LexicalIndex:
+        """This index without the chunks of ``drop_articles``, with ``records`` added.
+
+        For an update whose every change is known (an ingest or delete in this process):
+        only the new chunks are tokenized; everything else reuses the stored term counts.
+        """
+        dropped = set(drop_articles)
+        keep = np.asarray([a not in dropped for a in self.article_ids], dtype=bool)
+        rows = _Rows(
+            [cid for cid, k in zip(self.ids, keep, strict=True) if k],
+            [a for a, k in zip(self.article_ids, keep, strict=True) if k],
+            self.starts[keep],
+            [s for s, k in zip(self.sources, keep, strict=True) if k],
+            self.published[keep],
+        )
+        return self._assemble(revision, rows, self.tf[keep], dict(self.vocab), records)
+
+    @classmethod
+    def _assemble(
+        cls,
+        revision: str,
+        kept: _Rows,
+        kept_tf: sparse.csr_matrix,
+        vocab: dict[str, int],
+        records: Iterable[ChunkRecord],
+    ) -> LexicalIndex:
+        """``kept`` rows (with their counts) plus ``records`` tokenized, sorted, as an index."""
+        known = set(kept.ids)
+        added = {r.id: r for r in records if r.id not in known}
+        new = sorted(added.values(), key=lambda r: (r.article_id, r.start, r.id))
         rows: list[int] = []
         cols: list[int] = []
-        tfs: list[float] = []
-        lengths = np.zeros(len(ordered), dtype=np.float32)
-        for row, record in enumerate(ordered):
-            terms = content_terms(record.text)
-            lengths[row] = len(terms)
+        counts_all: list[float] = []
+        for row, record in enumerate(new):
             counts: dict[int, int] = {}
-            for term in terms:
+            for term in content_terms(record.text):
                 col = vocab.setdefault(term, len(vocab))
                 counts[col] = counts.get(col, 0) + 1
             rows.extend([row] * len(counts))
             cols.extend(counts)
-            tfs.extend(counts.values())
-        n_docs, n_terms = len(ordered), len(vocab)
-        tf = sparse.csr_matrix(
-            (np.asarray(tfs, dtype=np.float32), (rows, cols)), shape=(n_docs, n_terms)
+            counts_all.extend(counts.values())
+        n_terms = len(vocab)
+        new_tf = sparse.csr_matrix(
+            (np.asarray(counts_all, dtype=np.float32), (rows, cols)), shape=(len(new), n_terms)
         )
-        df = np.bincount(np.asarray(cols, dtype=np.int64), minlength=n_terms).astype(np.float32)
-        idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        avg = float(lengths.mean()) if n_docs else 1.0
-        norm = K1 * (1.0 - B + B * lengths / max(avg, 1e-6))
-        coo = tf.tocoo()
-        data = coo.data * (K1 + 1.0) / (coo.data + norm[coo.row]) * idf[coo.col]
-        weights = sparse.csc_matrix((data, (coo.row, coo.col)), shape=(n_docs, n_terms))
+        kept_tf = sparse.csr_matrix(
+            (kept_tf.data, kept_tf.indices, kept_tf.indptr), shape=(len(kept.ids), n_terms)
+        )
+        tf = sparse.vstack([kept_tf, new_tf], format="csr", dtype=np.float32)
+        ids = kept.ids + [r.id for r in new]
+        article_ids = kept.article_ids + [r.article_id for r in new]
+        starts = np.concatenate([kept.starts, np.asarray([r.start for r in new], np.int64)])
+        sources = kept.sources + [r.source for r in new]
+        published = np.concatenate(
+            [kept.published, np.asarray([r.published_ord for r in new], np.int64)]
+        )
+        order = sorted(range(len(ids)), key=lambda i: (article_ids[i], int(starts[i]), ids[i]))
+        perm = np.asarray(order, dtype=np.int64)
         return cls(
             revision,
-            [r.id for r in ordered],
-            [r.article_id for r in ordered],
-            [r.source for r in ordered],
-            np.asarray([r.published_ord for r in ordered], dtype=np.int64),
+            [ids[i] for i in order],
+            [article_ids[i] for i in order],
+            starts[perm] if len(perm) else starts,
+            [sources[i] for i in order],
+            published[perm] if len(perm) else published,
             vocab,
-            idf,
-            weights,
+            tf[perm] if len(perm) else tf,
         )
 
     # -- scoring ---------------------------------------------------------------------------
@@ -184,11 +226,11 @@ class LexicalIndex:
                     f,
                     meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
                     published=self.published,
-                    idf=self.idf,
-                    data=self.weights.data,
-                    indices=self.weights.indices,
-                    indptr=self.weights.indptr,
-                    shape=np.asarray(self.weights.shape, dtype=np.int64),
+                    starts=self.starts,
+                    data=self.tf.data,
+                    indices=self.tf.indices,
+                    indptr=self.tf.indptr,
+                    shape=np.asarray(self.tf.shape, dtype=np.int64),
                 )
             os.replace(tmp, path)
         except BaseException:
@@ -204,19 +246,49 @@ class LexicalIndex:
                 if meta.get("format") != FORMAT:
                     return None
                 shape = tuple(int(x) for x in z["shape"])
-                weights = sparse.csc_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+                tf = sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
                 return cls(
                     meta["revision"],
                     meta["ids"],
                     meta["article_ids"],
+                    z["starts"],
                     meta["sources"],
                     z["published"],
                     {t: i for i, t in enumerate(meta["vocab"])},
-                    z["idf"],
-                    weights,
+                    tf,
                 )
         except (OSError, ValueError, KeyError):
             return None
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The per-chunk columns of an index, in row order."""
+
+    ids: list[str]
+    article_ids: list[str]
+    starts: npt.NDArray[np.int64]
+    sources: list[str]
+    published: npt.NDArray[np.int64]
+
+    @classmethod
+    def empty(cls) -> _Rows:
+        none = np.zeros(0, dtype=np.int64)
+        return cls([], [], none, [], none)
+
+
+def _bm25(tf: sparse.csr_matrix) -> tuple[npt.NDArray[np.float32], sparse.csc_matrix]:
+    """The terms' IDF and the documents' BM25 term weights (IDF included) from term counts."""
+    n_docs, n_terms = tf.shape
+    df = np.bincount(tf.indices, minlength=n_terms).astype(np.float32)
+    idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+    lengths = np.asarray(tf.sum(axis=1)).ravel().astype(np.float32)
+    avg = float(lengths.mean()) if n_docs else 1.0
+    norm = K1 * (1.0 - B + B * lengths / max(avg, 1e-6))
+    coo = tf.tocoo()
+    data = coo.data * (K1 + 1.0) / (coo.data + norm[coo.row]) * idf[coo.col]
+    weights = sparse.csc_matrix((data, (coo.row, coo.col)), shape=(n_docs, n_terms))
+    return idf, weights
 
 
 def top_indices(scores: npt.NDArray[np.float32], k: int) -> Sequence[int]:

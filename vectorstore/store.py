@@ -155,6 +155,20 @@ def _metadata(article: Article) -> dict[str, str | int]:
     return meta
 
 
+def _record(chunk_id: str, text: str, meta: dict[str, Any]) -> ChunkRecord:
+    """What the lexical index keeps of a stored chunk."""
+    from vectorstore.lexical import ChunkRecord  # scipy: only for the readers that need it
+
+    return ChunkRecord(
+        chunk_id,
+        str(meta["article_id"]),
+        int(meta["start"]),
+        text,
+        str(meta.get("source", "")),
+        int(meta.get("published_ord", 0)),
+    )
+
+
 def _date_ord(iso_date: str) -> int:
     """2014-05-19 -> 20140519, so Chroma can compare dates as numbers."""
     return int(iso_date[:10].replace("-", ""))
@@ -292,24 +306,28 @@ class ChromaStore:
 
     def iter_records(self, page: int = 5000) -> Iterator[ChunkRecord]:
         """Every stored chunk, for building derived indexes."""
-        from vectorstore.lexical import ChunkRecord
-
         self._open()
         offset = 0
         while True:
             got = self._page(page, offset)
             for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
-                yield ChunkRecord(
-                    cid,
-                    str(meta["article_id"]),
-                    int(meta["start"]),
-                    text,
-                    str(meta.get("source", "")),
-                    int(meta.get("published_ord", 0)),
-                )
+                yield _record(cid, text, meta)
             if len(got["ids"]) < page:
                 return
             offset += page
+
+    @_reports_unreachable
+    def records_of(self, article_ids: Sequence[str]) -> list[ChunkRecord]:
+        """The stored chunks of ``article_ids`` (none for an article not in the library)."""
+        self._open()
+        out: list[ChunkRecord] = []
+        for batch in _batches(list(article_ids), 500):
+            got = self._chunks.get(
+                where={"article_id": {"$in": batch}}, include=["documents", "metadatas"]
+            )
+            rows = zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            out.extend(_record(cid, text, meta) for cid, text, meta in rows)
+        return out
 
     @_reports_unreachable
     def _page(self, limit: int, offset: int) -> Any:
