@@ -127,7 +127,8 @@ class WriterLock:
         os.close(entry.fd)  # closing the file releases the flock
 
     def holder(self) -> Holder | None:
-        """Who holds the lock now, per its file; None when nobody does (as far as it says)."""
+        """The process the lock file names: the holder while the lock is held (after a
+        crash, the file may still name a process that is gone); None when it names none."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
