@@ -178,17 +178,32 @@ class DyingCollection:
         return write
 
 
-def ingest_dying(data_dir: Path, source: Path, writes: int, group: int) -> list[str]:
-    """Ingest ``source`` in embedding groups of ``group`` chunks, dying before write number
-    ``writes`` (0-based) if it gets there; the writes made."""
+def dying_store(data_dir: Path, writes: int) -> tuple[ChromaStore, list[str]]:
+    """A store of ``data_dir`` that dies before its write number ``writes`` (0-based), and the
+    list of the writes it makes."""
     store = ChromaStore(Settings(data_dir=data_dir).store, BagOfWordsEmbedder().model_id)
     store._open()
     countdown, log = [writes], list[str]()
     store._chunks = DyingCollection(store._chunks, countdown, log)
     store._articles = DyingCollection(store._articles, countdown, log)
+    return store, log
+
+
+def ingest_dying(data_dir: Path, source: Path, writes: int, group: int) -> list[str]:
+    """Ingest ``source`` in embedding groups of ``group`` chunks, dying before write number
+    ``writes`` if it gets there; the writes made."""
+    store, log = dying_store(data_dir, writes)
     options = IngestOptions(CHUNK_CHARS, embed_group=group, check_batch=4, progress=False)
     with contextlib.suppress(Killed):
         ingest([source], store, BagOfWordsEmbedder(), options)
+    return log
+
+
+def delete_dying(data_dir: Path, article_id: str, writes: int) -> list[str]:
+    """Delete an article, dying before write number ``writes`` if it gets there."""
+    store, log = dying_store(data_dir, writes)
+    with contextlib.suppress(Killed):
+        store.delete_article(article_id)
     return log
 
 
@@ -226,6 +241,39 @@ def test_dying_before_any_write_then_running_again_converges(
         lib.ingest([target], progress=False)  # running it again
         lib.close()
         assert_library(data, wanted)
+
+
+@pytest.mark.parametrize("repair", ["delete", "ingest"])
+def test_dying_while_deleting_then_deleting_or_ingesting_again_converges(
+    tmp_path: Path, repair: str
+) -> None:
+    """Whichever the user runs again, the delete or the ingest of the article, it ends whole."""
+    articles = make_articles(6)
+    source = write_jsonl(tmp_path / "v1.jsonl", articles)
+    gone = articles[2].id
+    rest = [a for a in articles if a.id != gone]
+
+    def prepared(data: Path) -> Path:
+        lib = library(data)
+        lib.ingest([source], progress=False)
+        lib.close()
+        return data
+
+    clean = prepared(tmp_path / "clean")
+    writes = delete_dying(clean, gone, 10_000)
+    assert writes.count("articles-chunks.delete") == 1
+    assert_library(clean, rest)
+
+    for n in range(len(writes)):
+        data = prepared(tmp_path / f"died-{n}")
+        assert delete_dying(data, gone, n) == writes[:n]
+        lib = library(data)
+        if repair == "delete":
+            assert lib.delete(gone)
+        else:
+            lib.ingest([source], progress=False)
+        lib.close()
+        assert_library(data, rest if repair == "delete" else articles)
 
 
 # -- real processes killed with SIGKILL ------------------------------------------------------

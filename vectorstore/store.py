@@ -13,7 +13,8 @@ stale chunks deleted next, the revision changed (``revision``: the lexical index
 the chunks and tagged with it), its registry record (with the new hash) last. A crash in between
 leaves the old hash (or none), so the next ingest writes the article again and converges; and
 once a record says an article is stored, the revision has changed since its chunks did, so no
-cached index of the old chunks passes for current. Deleting: chunks, revision, then the record.
+cached index of the old chunks passes for current. Deleting: the record's hash blanked (so an
+ingest rewrites the article if the delete dies), chunks, revision, then the record.
 ``write_articles`` keeps that order for a whole batch of articles (all chunks, then stale chunks,
 then the revision, then all records) in a few large requests, which is what makes ingestion's
 writes cheap. ``tests/test_crash.py`` kills ingestion before each of these requests in turn.
@@ -459,9 +460,17 @@ class ChromaStore:
 
     @_reports_unreachable
     def delete_article(self, article_id: str) -> bool:
-        """Remove the article and all its chunks; False when it was not there."""
+        """Remove the article and all its chunks; False when it was not there.
+
+        Its registry record loses its content hash first, is deleted last: a crash in between
+        leaves a record that no ingest takes for current, so running either the delete or the
+        ingest of the article again makes it whole (else the ingest would skip the article,
+        recorded as stored with none of its chunks left).
+        """
         self._open()
         existed = bool(self._articles.get(ids=[article_id], include=[])["ids"])
+        if existed:
+            self._articles.update(ids=[article_id], metadatas=[{"content_hash": ""}])
         chunk_ids = self.chunk_ids(article_id)
         for batch in _batches(chunk_ids, self.batch_size):
             self._chunks.delete(ids=batch)
