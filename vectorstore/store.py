@@ -17,7 +17,7 @@ cached index of the old chunks passes for current. Deleting: the record's hash b
 ingest rewrites the article if the delete dies), chunks, revision, then the record.
 ``write_articles`` keeps that order for a whole batch of articles (all chunks, then stale chunks,
 then the revision, then all records) in a few large requests, which is what makes ingestion's
-writes cheap. ``tests/test_crash.py`` kills ingestion before each of these requests in turn.
+writes cheap. ``tests/test_crash.py`` kills ingestion, and deletion, before each request in turn.
 
 A Chroma server that does not answer within ``StoreConfig.timeout`` seconds (``QA_CHROMA_TIMEOUT``)
 is a ``StoreError``, never a hang.
