@@ -18,7 +18,7 @@ from qa.service import Library
 from qa.settings import Settings
 from tests.conftest import ROOT, SEED_ARTICLE
 from tests.fakes import BagOfWordsEmbedder
-from tests.servers import chroma_server
+from tests.servers import chroma_server, free_port
 from vectorstore.errors import LockedError
 from vectorstore.lock import LOCK_NAME, Holder, WriterLock
 
@@ -219,3 +219,31 @@ def test_holder_descriptions() -> None:
     assert Holder.from_json('{"pid": "x"}') is None
     held = Holder(1, "qa ingest", now.replace(microsecond=0))
     assert Holder.from_json(held.to_json()) == held
+
+
+@pytest.mark.slow
+def test_qa_serve_holds_the_lock_from_its_start(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    cmd = [sys.executable, "-m", "qa.cli", "serve", "--data-dir", str(data_dir)]
+    server = subprocess.Popen(
+        [*cmd, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # printed once the lock is held
+        assert line.startswith("Serving the chat on"), line
+        result = qa("ingest", "-q", "--data-dir", str(data_dir), str(SEED_ARTICLE))
+        assert result.returncode == 1
+        assert refusal(data_dir, f"pid {server.pid}, qa serve").fullmatch(result.stderr[7:].strip())
+        # a second server on the same folder is refused too, before it serves anything
+        second = qa("serve", "--data-dir", str(data_dir), "--port", str(free_port()))
+        assert second.returncode == 1 and "in use by another process" in second.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert qa("ingest", "-q", "--data-dir", str(data_dir), str(SEED_ARTICLE)).returncode == 0

@@ -182,6 +182,7 @@ def serve(library: Library) -> None:
     import uvicorn
 
     settings = library.settings
+    library.hold_writer_lock("qa serve")  # uploads write: refuse a second writer at once
     threading.Thread(target=_warm_up, args=(library,), daemon=True).start()
     app = create_server(library)
     url = f"http://{settings.host}:{settings.port}"
