@@ -25,6 +25,8 @@ import pytest
 from qa.output import answer_dict
 from qa.service import Library
 from qa.settings import Settings
+from tests.conftest import SEED_ARTICLE
+from tests.fakes import BagOfWordsEmbedder
 from tests.servers import free_port, wait_http
 from vectorstore.embeddings import Embedder
 
@@ -513,3 +515,78 @@ def test_bad_origins_are_refused_by_the_command(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "'news.example/path' is not an origin like https://news.example" in result.output
+
+
+# -- streaming with an LLM ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_stream_sends_the_models_words_as_they_come_then_the_verified_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.openai_fake import Reply as ModelReply
+    from tests.openai_fake import fake_openai
+    from tests.test_llm import GOOD_NATO, KEY, KEY_ENV
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    gate = threading.Event()  # the model sends the rest once the client has the first words
+    with fake_openai() as model:
+        library = Library(
+            Settings(
+                data_dir=tmp_path / "data",
+                llm_base_url=model.url,
+                llm_model="fake-model",
+                llm_api_key_env=KEY_ENV,
+                llm_timeout=10.0,
+                min_score=0.0,
+            ),
+            embedder=BagOfWordsEmbedder(),
+        )
+        library.ingest([SEED_ARTICLE], progress=False)
+        pieces = [GOOD_NATO[:21], GOOD_NATO[21:], " [1", "]. Also [99]."]
+        model.script(ModelReply(pieces=pieces, gate=gate))
+        with running_server(library) as url:
+            request = urllib.request.Request(
+                f"{url}/api/ask/stream",
+                data=json.dumps({"question": "What did NATO say about the withdrawal?"}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            got: list[tuple[str, Any]] = []
+            with urllib.request.urlopen(request, timeout=30) as response:
+                block = b""
+                for line in response:
+                    block += line
+                    if line.strip():
+                        continue
+                    got.extend(events(block))
+                    block = b""
+                    if got[-1][0] == "delta":
+                        gate.set()
+    first_kind, first = got[0]
+    assert first_kind == "delta" and first["text"] == GOOD_NATO[:21]  # before the rest existed
+    kinds = [kind for kind, _ in got]
+    assert kinds[-1] == "answer" and set(kinds[:-1]) == {"delta"}
+    provisional = "".join(d["text"] for _, d in got[:-1])
+    assert provisional.startswith(f"{GOOD_NATO} [1]. Also")  # as written (markers renumbered)
+    final = got[-1][1]
+    assert final["answerer"] == "llm"
+    assert len(final["citations"]) == 1  # verified: the phantom marker is gone
+    assert "[99]" not in final["answer"] and "[2]" not in final["answer"]
+    assert final["answer"].startswith(GOOD_NATO)
+
+
+@pytest.mark.slow
+def test_a_stream_given_up_by_its_client_frees_its_turn(fake_library: Library) -> None:
+    fake_library.settings.max_concurrent_questions = 1
+    fake_library.ingest([SEED_ARTICLE], progress=False)
+    with running_server(fake_library) as url:
+        for _ in range(3):  # each stream read only in part, then dropped
+            request = urllib.request.Request(
+                f"{url}/api/ask/stream",
+                data=json.dumps({"question": QUESTION}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.readline()
+        # the one turn is free again: a whole answer comes
+        assert call(f"{url}/api/ask", "POST", {"question": QUESTION}).status == 200

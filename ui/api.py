@@ -2,8 +2,8 @@
 
 ``POST /api/ask`` answers with exactly the JSON of ``qa ask --json`` (``qa.output.answer_dict``);
 ``POST /api/ask/stream`` sends the same answer as server-sent events: ``delta`` events with
-pieces of the answer's text, then one ``answer`` event with the whole JSON (or one ``error``
-event). Bad requests get a 4xx with ``{"detail": "a sentence saying what is wrong"}``.
+pieces of the answer's text as it is written (with an LLM, the model's words as they come,
+provisional), then one ``answer`` event with the whole, verified JSON (or one ``error`` event). Bad requests get a 4xx with ``{"detail": "a sentence saying what is wrong"}``.
 
 Answering is CPU-bound, so questions are answered a few at a time on worker threads, a bounded
 number more wait their turn (``Capacity``), and beyond that a question gets ``503`` with
@@ -13,11 +13,13 @@ number more wait their turn (``Capacity``), and beyond that a question gets ``50
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -25,6 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.types import Receive, Scope, Send
 
 from qa.output import answer_dict, summary_dict
 from qa.service import Library
@@ -204,8 +207,11 @@ event: answer
 data: {"question": ..., "answer": ..., "abstained": false, "citations": [...]}
 ```
 
-The `delta` texts joined are the answer; the last event is `answer` (the JSON of `POST
-/api/ask`) or, when answering failed, `error` with `{"detail": "..."}`.
+The last event is `answer` (the JSON of `POST /api/ask`) or, when answering failed, `error`
+with `{"detail": "..."}`. Offline, the `delta` texts joined are the answer. With an LLM they are
+the model's words as it writes them, before verification: show them as provisional and replace
+them with the `answer` event, the verified answer (markers that point at no passage removed,
+unsupported sentences flagged).
 """
 
 
@@ -232,6 +238,14 @@ class Capacity:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on a worker thread when its turn comes, or a 503 now when full."""
+        started = await self.enter()
+        try:
+            return await run_in_threadpool(fn, *args)
+        finally:
+            self.leave(started)
+
+    async def enter(self) -> float:
+        """Wait for a turn (a 503 at once when too many wait); when it started, for ``leave``."""
         if self.running + self.waiting >= self.concurrent + self.queued:
             raise HTTPException(
                 503,
@@ -244,13 +258,71 @@ class Capacity:
         finally:
             self.waiting -= 1
         self.running += 1
-        started = time.perf_counter()
+        return time.perf_counter()
+
+    def leave(self, started: float) -> None:
+        """End the turn ``enter`` gave at ``started``."""
+        self.running -= 1
+        self._turns.release()
+        self.seconds = 0.8 * self.seconds + 0.2 * (time.perf_counter() - started)
+
+
+class TurnResponse(StreamingResponse):
+    """A streamed answer that ends its ``Capacity`` turn when the response ends, however it
+    ends (finished, failed, or the client gone before the first byte)."""
+
+    def __init__(self, content: AsyncIterator[str], end_turn: Callable[[], None], **kw: Any):
+        super().__init__(content, **kw)
+        self._end_turn: Callable[[], None] | None = end_turn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            return await run_in_threadpool(fn, *args)
+            await super().__call__(scope, receive, send)
         finally:
-            self.running -= 1
-            self._turns.release()
-            self.seconds = 0.8 * self.seconds + 0.2 * (time.perf_counter() - started)
+            end, self._end_turn = self._end_turn, None
+            if end is not None:
+                end()
+
+
+async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    """The items of ``make()``, produced on a worker thread as they come (the model's words as
+    it writes them). Closing this iterator early stops the thread's after its next item."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+
+    def work() -> None:
+        try:
+            items = make()
+            try:
+                for item in items:
+                    put("item", item)
+                    if stop.is_set():
+                        break
+            finally:
+                close = getattr(items, "close", None)
+                if close is not None:
+                    close()
+        except BaseException as exc:  # handed to the loop, raised there
+            put("error", exc)
+        else:
+            put("end", None)
+
+    loop.run_in_executor(None, work)
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
 
 
 # -- routes ------------------------------------------------------------------------------------
@@ -296,29 +368,28 @@ def api_router(library: Library) -> APIRouter:
     async def ask_stream(request: AskRequest) -> StreamingResponse:
         """The answer as server-sent events: text deltas, then the whole answer JSON."""
         question, filters = checked(request)
-        # Answered before the response starts, so a full server can still say 503.
-        try:
-            result: Answer | str = await capacity.run(
-                library.ask, question, filters, history(request)
-            )
-        except QAError as exc:
-            result = str(exc)
-        except HTTPException:
-            raise
-        except Exception:
-            log.exception("answering %r failed", question[:200])
-            result = "something went wrong while answering"
+        turns = history(request)
+        started = await capacity.enter()  # before the response starts: a full server says 503
 
         async def events() -> AsyncIterator[str]:
-            if isinstance(result, str):  # what went wrong
-                yield sse("error", {"detail": result})
-                return
-            for piece in deltas(result.text):
-                yield sse("delta", {"text": piece})
-            yield sse("answer", answer_dict(result))
+            try:
+                pieces = iterate_in_thread(lambda: library.ask_stream(question, filters, turns))
+                async for item in pieces:
+                    if isinstance(item, Answer):
+                        yield sse("answer", answer_dict(item))
+                        return
+                    for piece in deltas(item):
+                        yield sse("delta", {"text": piece})
+                yield sse("error", {"detail": "the answer ended before it was complete"})
+            except QAError as exc:
+                yield sse("error", {"detail": str(exc)})
+            except Exception:
+                log.exception("answering %r failed", question[:200])
+                yield sse("error", {"detail": "something went wrong while answering"})
 
-        return StreamingResponse(
+        return TurnResponse(
             events(),
+            end_turn=lambda: capacity.leave(started),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
