@@ -3,7 +3,8 @@
 ``POST /api/ask`` answers with exactly the JSON of ``qa ask --json`` (``qa.output.answer_dict``);
 ``POST /api/ask/stream`` sends the same answer as server-sent events: ``delta`` events with
 pieces of the answer's text as it is written (with an LLM, the model's words as they come,
-provisional), then one ``answer`` event with the whole, verified JSON (or one ``error`` event). Bad requests get a 4xx with ``{"detail": "a sentence saying what is wrong"}``.
+provisional), then one ``answer`` event with the whole, verified JSON (or one ``error``
+event). Bad requests get a 4xx with ``{"detail": "a sentence saying what is wrong"}``.
 
 Answering is CPU-bound, so questions are answered a few at a time on worker threads, a bounded
 number more wait their turn (``Capacity``), and beyond that a question gets ``503`` with
