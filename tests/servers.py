@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -31,6 +32,16 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | N
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"nothing answered at {url} within {timeout} s")
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Terminate a server process started by a test; kill it if it does not stop in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def chroma_executable() -> str:
@@ -63,10 +74,5 @@ def chroma_server(path: Path) -> Iterator[str]:
         wait_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", proc=proc)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=10)
         log.close()

@@ -27,7 +27,7 @@ from qa.service import Library
 from qa.settings import Settings
 from tests.conftest import SEED_ARTICLE
 from tests.fakes import BagOfWordsEmbedder
-from tests.servers import free_port, wait_http
+from tests.servers import free_port, stop, wait_http
 from vectorstore.embeddings import Embedder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -493,12 +493,7 @@ def test_qa_serve_runs_it_all_in_one_process(tmp_path: Path) -> None:
         empty = call(f"{url}/api/ask", "POST", {"question": "Anything?"}).json()
         assert empty["abstained"] and empty["citations"] == []
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
     printed = (tmp_path / "serve.log").read_text(encoding="utf-8", errors="replace")
     assert f"Serving the chat on {url}/" in printed

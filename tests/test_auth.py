@@ -23,7 +23,7 @@ import pytest
 from qa.service import Library
 from qa.settings import Settings
 from tests.fakes import BagOfWordsEmbedder
-from tests.servers import free_port
+from tests.servers import free_port, stop
 from tests.test_api import QUESTION, Reply, make_library, running_server
 from ui.auth import COOKIE
 
@@ -299,12 +299,7 @@ def test_qa_serve_reads_the_token_from_a_file(tmp_path: Path) -> None:
             assert fetch(base, "/api/articles", headers=bearer()).status == 200
             assert fetch(base, f"/?token={TOKEN}").status == 303
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     printed = (tmp_path / "serve.log").read_text(encoding="utf-8", errors="replace")
     assert "Serving the chat on" in printed and TOKEN not in printed
     assert TOKEN not in " ".join(command)

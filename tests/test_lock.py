@@ -18,7 +18,7 @@ from qa.service import Library
 from qa.settings import Settings
 from tests.conftest import ROOT, SEED_ARTICLE
 from tests.fakes import BagOfWordsEmbedder
-from tests.servers import chroma_server, free_port
+from tests.servers import chroma_server, free_port, stop
 from vectorstore.errors import LockedError
 from vectorstore.lock import LOCK_NAME, Holder, WriterLock
 
@@ -244,6 +244,5 @@ def test_qa_serve_holds_the_lock_from_its_start(tmp_path: Path) -> None:
         second = qa("serve", "--data-dir", str(data_dir), "--port", str(free_port()))
         assert second.returncode == 1 and "in use by another process" in second.stderr
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
     assert qa("ingest", "-q", "--data-dir", str(data_dir), str(SEED_ARTICLE)).returncode == 0

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, SEEDS
-from tests.servers import free_port, wait_http
+from tests.servers import free_port, stop, wait_http
 from vectorstore.embeddings import bundled_model_path
 
 NETGUARD = Path(__file__).resolve().parent / "netguard"
@@ -218,12 +218,7 @@ def test_ingest_ask_and_serve_try_no_outbound_connection(tmp_path: Path) -> None
             assert status == 200 and "Shoigu" in reply["answer"] and reply["citations"], reply
             time.sleep(3)  # room for anything started in the background at launch
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     printed = log_path.read_text(encoding="utf-8", errors="replace")
     assert f"Serving the chat on {url}/" in printed
     assert "Traceback" not in printed, printed

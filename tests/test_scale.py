@@ -22,7 +22,7 @@ from qa.service import Library
 from qa.settings import Settings
 from tests.conftest import ROOT, SEED_ARTICLE, SEEDS
 from tests.fakes import BagOfWordsEmbedder
-from tests.servers import chroma_server, free_port
+from tests.servers import chroma_server, free_port, stop
 from vectorstore.errors import StoreError
 from vectorstore.store import ChromaStore, StoreConfig
 
@@ -269,12 +269,7 @@ def qa_serve(data_dir: Path, *store_args: str, log_dir: Path) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=15)
         log.close()
 
 
