@@ -118,8 +118,10 @@ class LexicalCache:
             small = len(changed_articles) <= max(
                 self.INCREMENTAL_MIN, len(set(current.article_ids)) // 4 if current else 0
             )
-            if current is None or current.revision != before or not small:
-                index = self._load_or_build(revision)
+            if current is not None and current.revision == revision:
+                index = current  # already current (the file was loaded above, not again)
+            elif current is None or current.revision != before or not small:
+                index = self._build(revision)
             else:
                 started = time.perf_counter()
                 records = self._source.records_of(list(changed_articles))
