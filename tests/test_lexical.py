@@ -12,11 +12,13 @@ import numpy as np
 from qa.service import Library
 from qa.settings import Settings
 from tests.fakes import BagOfWordsEmbedder
+from vectorstore.features import FEATURE_NAMES
 from vectorstore.hybrid import LexicalCache
 from vectorstore.lexical import ChunkRecord, LexicalIndex, top_indices
 from vectorstore.store import ChromaStore
 from vectorstore.types import Filters, ScoredPassage
 
+ARTICLE_BM25 = FEATURE_NAMES.index("article_bm25")
 RECORDS = [
     ChunkRecord("b:0", "b", 0, "NATO saw no evidence of a withdrawal.", "Wire", 20140520),
     ChunkRecord("a:40", "a", 40, "Shoigu was told to pull back the forces.", "Kremlin", 20140519),
@@ -64,7 +66,50 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert loaded is not None and loaded.revision == "r7" and loaded.ids == index.ids
     q = "Putin troops Ukraine"
     assert np.allclose(loaded.scores(q), index.scores(q))
+    assert np.allclose(loaded.article_scores(q), index.article_scores(q))
+    assert loaded.article_scores(q).any()
     assert not list(path.parent.glob("*.tmp"))
+
+
+# "summit" is split over two chunks of article s; d has three of the four words in one chunk
+SPREAD = [
+    ChunkRecord("s:0", "s", 0, "Shoigu Rostov filler filler", "Kremlin", 20140519),
+    ChunkRecord("s:100", "s", 100, "summit pullout filler filler", "Kremlin", 20140519),
+    ChunkRecord("d:0", "d", 0, "Shoigu Rostov summit filler", "Wire", 20140520),
+    ChunkRecord("d:100", "d", 100, "weather report filler filler", "Wire", 20140520),
+    ChunkRecord("e:0", "e", 0, "weather report today filler", "Wire", 20140521),
+]
+SUMMARY = "Shoigu at Rostov summit announced a pullout"
+
+
+def test_article_scores_find_an_article_whose_words_are_spread_over_chunks() -> None:
+    index = LexicalIndex.build("r1", SPREAD)
+    chunk = index.scores(SUMMARY)
+    article = index.article_scores(SUMMARY)
+    assert article.dtype == np.float32 and len(article) == len(index)
+    assert ((article >= 0) & (article <= 1)).all()
+    # by chunk, d's single chunk beats each half of s; by article, s wins
+    assert index.ids[top_indices(chunk, 1)[0]] == "d:0"
+    assert index.article_ids[top_indices(article, 1)[0]] == "s"
+    pos = index.position
+    assert article[pos["s:0"]] == article[pos["s:100"]] > article[pos["d:0"]]
+    assert article[pos["d:0"]] == article[pos["d:100"]] > 0  # every chunk of d gets d's score
+    assert article[pos["e:0"]] == 0.0
+    # a query word no article holds lowers the normalized score
+    assert 0 < index.article_scores(SUMMARY + " zebra")[pos["s:0"]] < article[pos["s:0"]]
+    assert not index.article_scores("zebra quantum").any()
+    assert not LexicalIndex.build("r0", []).article_scores(SUMMARY).any()
+
+
+def test_article_scores_respect_filters() -> None:
+    index = LexicalIndex.build("r1", SPREAD)
+    pos = index.position
+    wire = index.article_scores(SUMMARY, Filters(sources=("Wire",)))
+    assert wire[pos["s:0"]] == wire[pos["s:100"]] == 0.0 and wire[pos["d:0"]] > 0
+    only_s = index.article_scores(SUMMARY, Filters(article_ids=("s",)))
+    assert only_s[pos["d:0"]] == 0.0 and only_s[pos["s:0"]] > 0
+    dated = index.article_scores(SUMMARY, Filters(published_from="2014-05-20"))
+    assert not dated[[pos["s:0"], pos["s:100"]]].any() and dated[pos["d:0"]] > 0
 
 
 def test_a_damaged_cache_file_is_ignored(tmp_path: Path) -> None:
@@ -118,6 +163,11 @@ def test_lexical_only_candidates_get_their_exact_dense_score(tmp_path: Path) -> 
     lib.searcher.candidates = 5  # too few dense candidates to include the target by cosine
     cands = {c.passage.article.id: c for c in lib.searcher.candidates_for("Rostov Shoigu")}
     assert "target" in cands
+    index = lib.lexical.get()
+    whole = index.article_scores("Rostov Shoigu")
+    for c in cands.values():
+        assert c.features[ARTICLE_BM25] == float(whole[index.position[c.passage.chunk.id]])
+    assert cands["target"].features[ARTICLE_BM25] > 0
     vector = lib.embedder.embed(["Rostov Shoigu"])[0]
     [stored] = lib.store.get_passages(lib.store.chunk_ids("target"), vector)
     assert abs(cands["target"].features[0] - stored.score) < 1e-6
@@ -141,6 +191,9 @@ def _same_index(got: LexicalIndex, want: LexicalIndex, queries: list[str]) -> No
     assert list(got.published) == list(want.published)
     for q in queries:
         np.testing.assert_allclose(got.scores(q), want.scores(q), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            got.article_scores(q), want.article_scores(q), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_an_updated_index_equals_one_built_from_scratch() -> None:
@@ -160,6 +213,18 @@ def test_an_updated_index_equals_one_built_from_scratch() -> None:
     assert (
         LexicalIndex.build("r0", []).updated("r1", [], old).ids == LexicalIndex.build("r1", old).ids
     )
+
+
+def test_updated_article_scores_equal_those_built_from_scratch() -> None:
+    extra = [
+        ChunkRecord("n:0", "n", 0, "summit pullout today", "Wire", 0),
+        ChunkRecord("n:50", "n", 50, "Shoigu filler", "Wire", 0),
+    ]
+    updated = LexicalIndex.build("r1", SPREAD).updated("r2", ["d"], extra)
+    fresh = LexicalIndex.build("r2", [r for r in SPREAD if r.article_id != "d"] + extra)
+    for q in (SUMMARY, "weather report", "summit zebra"):
+        np.testing.assert_allclose(updated.article_scores(q), fresh.article_scores(q), rtol=1e-6)
+    assert updated.article_scores(SUMMARY)[updated.position["n:50"]] > 0
 
 
 def test_update_round_trips_through_the_cache_file(tmp_path: Path) -> None:

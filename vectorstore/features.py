@@ -1,8 +1,9 @@
 """Cheap features of a (question, passage) pair, for the reranker.
 
 Nothing here needs a model: what the question asks for (a year, a number, a name), whether
-the passage holds such a thing that the question does not already contain, and how much of
-the question's wording (single words and pairs) the passage repeats.
+the passage holds such a thing that the question does not already contain, how much of
+the question's wording (single words and pairs) the passage repeats, and how well the
+passage's whole article matches it.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ FEATURE_NAMES = (
     "type_asked",
     "dense_gap",
     "lexical_gap",
+    "article_bm25",
 )
 
 
@@ -106,8 +108,13 @@ def passage_features(
     article_lexical: float,
     best_dense: float,
     best_lexical: float,
+    article_bm25: float,
 ) -> list[float]:
-    """The feature vector (in ``FEATURE_NAMES`` order) of one candidate passage."""
+    """The feature vector (in ``FEATURE_NAMES`` order) of one candidate passage.
+
+    ``article_bm25`` is the normalized BM25 score of the passage's whole article (all its
+    chunks as one document), which finds an article a query summarizes.
+    """
     terms = content_terms(text)
     term_set = set(terms)
     coverage = len(info.terms & term_set) / len(info.terms) if info.terms else 0.0
@@ -126,4 +133,5 @@ def passage_features(
         1.0 if asked else 0.0,
         best_dense - dense,
         best_lexical - lexical,
+        article_bm25,
     ]

@@ -4,7 +4,8 @@ For a query, the candidates are the union of the best chunks by cosine (Chroma) 
 (the lexical index). Every candidate gets both scores exactly (a lexical-only candidate's
 vector is fetched and compared with the query), a context score (the best BM25 score of its
 neighbouring chunks: the sentence that answers often sits beside the one that names the
-subject), article-level evidence, and the cheap features of ``features.py``. A small logistic
+subject), article-level evidence (including the BM25 score of the whole article, for a query
+that summarizes one), and the cheap features of ``features.py``. A small logistic
 model (``reranker.py``, trained by ``benchmarks/train_reranker.py``) turns them into one score
 in [0, 1]: an estimate of the chance that the chunk answers the question.
 
@@ -204,6 +205,7 @@ class HybridSearcher:
             found[p.chunk.id] = p
         if not found:
             return []
+        article_lex = index.article_scores(query, filters)
         rows = []
         for cid, passage in found.items():
             pos = index.position.get(cid)
@@ -211,10 +213,11 @@ class HybridSearcher:
             context = 0.0
             if pos is not None:
                 context = max((float(lex[j]) for j in index.neighbours(pos)), default=0.0)
-            rows.append((passage, lexical, context))
+            whole = float(article_lex[pos]) if pos is not None else 0.0
+            rows.append((passage, lexical, context, whole))
         art_dense: dict[str, float] = {}
         art_lex: dict[str, float] = {}
-        for passage, lexical, _ in rows:
+        for passage, lexical, _, _ in rows:
             aid = passage.article.id
             art_dense[aid] = max(art_dense.get(aid, 0.0), passage.score)
             art_lex[aid] = max(art_lex.get(aid, 0.0), lexical)
@@ -234,9 +237,10 @@ class HybridSearcher:
                     art_lex[passage.article.id],
                     best_dense,
                     best_lex,
+                    whole,
                 ),
             )
-            for passage, lexical, context in rows
+            for passage, lexical, context, whole in rows
         ]
 
     def search(self, query: str, k: int, filters: Filters | None = None) -> list[ScoredPassage]:

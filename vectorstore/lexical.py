@@ -15,6 +15,12 @@ counts, which costs a fraction of re-reading and re-tokenizing every chunk.
 Scores are normalized per query into [0, 1]: the BM25 score divided by the sum of the query
 terms' IDFs (what a unit-length chunk matching every term once would score), so 1.0 means
 "contains all of the question's content words" and 0.3 "a third of its weight".
+
+Besides the chunk-level BM25, the index scores whole articles (:meth:`LexicalIndex.article_scores`):
+the term counts of an article's chunks summed into one document, with their own IDFs and
+lengths, so a query that summarizes an article finds it even when no single chunk matches
+it well. Those statistics are derived from the chunk counts whenever an index is made, so
+nothing more is stored.
 """
 
 from __future__ import annotations
@@ -78,7 +84,14 @@ class LexicalIndex:
         self.position = {cid: i for i, cid in enumerate(ids)}
         self._article_arr = np.asarray(article_ids, dtype=object)
         self._source_arr = np.asarray(sources, dtype=object)
-        self._unknown_idf = math.log(1.0 + (len(ids) + 0.5) / 0.5)
+        self._unknown_idf = _unknown_idf(len(ids))
+        # the same statistics with each article's chunks summed into one document
+        self.article_of = _article_numbers(article_ids)  # row -> article number
+        n_articles = int(self.article_of.max()) + 1 if len(ids) else 0
+        self.article_idf, self.article_weights = _bm25(
+            _per_article(tf, self.article_of, n_articles)
+        )
+        self._article_unknown_idf = _unknown_idf(n_articles)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -166,20 +179,41 @@ class LexicalIndex:
 
     def scores(self, query: str, filters: Filters | None = None) -> npt.NDArray[np.float32]:
         """Every chunk's normalized BM25 score for ``query`` (0 where filtered out)."""
-        terms = sorted(set(content_terms(query)))
-        out = np.zeros(len(self.ids), dtype=np.float32)
-        if not terms or not len(self.ids):
-            return out
-        cols = [self.vocab[t] for t in terms if t in self.vocab]
-        total = sum(
-            float(self.idf[self.vocab[t]]) if t in self.vocab else self._unknown_idf for t in terms
-        )
-        if cols:
-            out = np.asarray(self.weights[:, cols].sum(axis=1)).ravel().astype(np.float32)
-            out /= total
-            np.clip(out, 0.0, 1.0, out=out)
+        out = self._normalized(query, self.weights, self.idf, self._unknown_idf)
         if filters:
             out[~self.mask(filters)] = 0.0
+        return out
+
+    def article_scores(self, query: str, filters: Filters | None = None) -> npt.NDArray[np.float32]:
+        """For every chunk, the normalized BM25 score of its *article* (one document of all
+        its chunks) for ``query``; 0 where the chunk is filtered out."""
+        per_article = self._normalized(
+            query, self.article_weights, self.article_idf, self._article_unknown_idf
+        )
+        out = per_article[self.article_of]
+        if filters:
+            out[~self.mask(filters)] = 0.0
+        return out
+
+    def _normalized(
+        self,
+        query: str,
+        weights: sparse.csc_matrix,
+        idf: npt.NDArray[np.float32],
+        unknown_idf: float,
+    ) -> npt.NDArray[np.float32]:
+        """Each row of ``weights`` scored for ``query``, divided by the sum of the query
+        terms' ``idf`` (``unknown_idf`` for a term not in the vocabulary), clipped to [0, 1]."""
+        terms = sorted(set(content_terms(query)))
+        out = np.zeros(weights.shape[0], dtype=np.float32)
+        if not terms or not weights.shape[0]:
+            return out
+        cols = [self.vocab[t] for t in terms if t in self.vocab]
+        total = sum(float(idf[self.vocab[t]]) if t in self.vocab else unknown_idf for t in terms)
+        if cols:
+            out = np.asarray(weights[:, cols].sum(axis=1)).ravel().astype(np.float32)
+            out /= total
+            np.clip(out, 0.0, 1.0, out=out)
         return out
 
     def mask(self, filters: Filters) -> npt.NDArray[np.bool_]:
@@ -289,6 +323,33 @@ def _bm25(tf: sparse.csr_matrix) -> tuple[npt.NDArray[np.float32], sparse.csc_ma
     data = coo.data * (K1 + 1.0) / (coo.data + norm[coo.row]) * idf[coo.col]
     weights = sparse.csc_matrix((data, (coo.row, coo.col)), shape=(n_docs, n_terms))
     return idf, weights
+
+
+def _unknown_idf(n_docs: int) -> float:
+    """The IDF of a term no document holds, among ``n_docs`` documents."""
+    return math.log(1.0 + (n_docs + 0.5) / 0.5)
+
+
+def _article_numbers(article_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+    """Each row's article as a number 0, 1, ... in order of first appearance."""
+    numbers: dict[str, int] = {}
+    return np.fromiter(
+        (numbers.setdefault(a, len(numbers)) for a in article_ids),
+        dtype=np.int64,
+        count=len(article_ids),
+    )
+
+
+def _per_article(
+    tf: sparse.csr_matrix, article_of: npt.NDArray[np.int64], n_articles: int
+) -> sparse.csr_matrix:
+    """Articles x terms term counts: the rows of ``tf`` summed by ``article_of``."""
+    n_rows = len(article_of)
+    membership = sparse.csr_matrix(
+        (np.ones(n_rows, dtype=np.float32), (article_of, np.arange(n_rows))),
+        shape=(n_articles, n_rows),
+    )
+    return sparse.csr_matrix(membership @ tf, dtype=np.float32)
 
 
 def top_indices(scores: npt.NDArray[np.float32], k: int) -> Sequence[int]:

@@ -2,8 +2,9 @@
 
 Its weights are a small JSON file in this package, trained reproducibly by
 ``benchmarks/train_reranker.py`` on SQuAD v1.1 *train* articles (never on the dev set the
-benchmark reports). The score is a probability-like number in [0, 1], which also makes a
-meaningful abstention threshold.
+benchmark reports), and matched to the features by name: a feature added since the file
+was trained weighs nothing until it is retrained. The score is a probability-like number in
+[0, 1], which also makes a meaningful abstention threshold.
 """
 
 from __future__ import annotations
@@ -31,11 +32,19 @@ class Reranker:
 
     @classmethod
     def load(cls, path: Path) -> Reranker:
+        """The weights saved at ``path``, matched to ``FEATURE_NAMES`` by name.
+
+        A feature the file does not list (one added since it was trained) gets weight 0, so
+        an older file scores exactly as before; a feature it lists that ``FEATURE_NAMES``
+        lacks is an error (the model would silently lose part of what it learned).
+        """
         data = json.loads(path.read_text(encoding="utf-8"))
-        names = tuple(data["features"])
-        if names != FEATURE_NAMES:
-            raise ValueError(f"{path} was trained on features {names}, not {FEATURE_NAMES}")
-        return cls(names, tuple(float(w) for w in data["weights"]), float(data["bias"]))
+        weights = _weights_by_name(path, list(data["features"]), list(data["weights"]))
+        return cls(
+            FEATURE_NAMES,
+            tuple(weights.get(n, 0.0) for n in FEATURE_NAMES),
+            float(data["bias"]),
+        )
 
     @classmethod
     def bundled(cls) -> Reranker:
@@ -53,3 +62,17 @@ class Reranker:
             **about,
         }
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _weights_by_name(
+    path: Path, names: Sequence[str], weights: Sequence[float]
+) -> dict[str, float]:
+    """``names`` -> ``weights`` as read from ``path``, checked against ``FEATURE_NAMES``."""
+    if len(names) != len(weights):
+        raise ValueError(f"{path} lists {len(names)} features but {len(weights)} weights")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path} lists a feature twice: {names}")
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if unknown:
+        raise ValueError(f"{path} has weights for unknown features {unknown}")
+    return {n: float(w) for n, w in zip(names, weights, strict=True)}
