@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from vectorstore.bert import embed_tokens, encoder_layer
 from vectorstore.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ _threads_before = 0
 
 
 @contextlib.contextmanager
-def _one_thread_if(small: bool) -> Iterator[None]:
+def one_thread_if(small: bool) -> Iterator[None]:
     """Run torch on one intra-op thread inside the block when ``small``.
 
     torch's thread count is one setting for the whole process, so it is counted: the first block
@@ -200,7 +201,7 @@ class SentenceTransformerEmbedder(_LazyModel):
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         self.warm_up()
-        with _one_thread_if(len(texts) <= _SMALL_TEXTS):
+        with one_thread_if(len(texts) <= _SMALL_TEXTS):
             vectors = self._model.encode(
                 list(texts),
                 batch_size=self._batch_size,
@@ -275,7 +276,7 @@ class _Bert:
         token_ids = [e.ids for e in self.tokenizer.encode_batch(cleaned, add_special_tokens=True)]
         order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
         small = sum(len(ids) for ids in token_ids) <= _SMALL_TOKENS
-        with torch.inference_mode(), _one_thread_if(small):
+        with torch.inference_mode(), one_thread_if(small):
             for at in range(0, len(order), batch_size):
                 rows = order[at : at + batch_size]
                 width = max(len(token_ids[i]) for i in rows)
@@ -294,37 +295,9 @@ class _Bert:
         """Mean-pooled, normalized last hidden states of a padded batch."""
         import torch.nn.functional as F
 
-        w = self.weights
-        batch, width = ids.shape
-        dims, heads = self.dims, self.heads
-
-        def linear(x: torch.Tensor, name: str) -> torch.Tensor:
-            return F.linear(x, w[f"{name}.weight"], w[f"{name}.bias"])
-
-        def norm(x: torch.Tensor, name: str) -> torch.Tensor:
-            return F.layer_norm(x, (dims,), w[f"{name}.weight"], w[f"{name}.bias"], self.eps)
-
-        h = F.embedding(ids, w["embeddings.word_embeddings.weight"])
-        h = h + w["embeddings.position_embeddings.weight"][:width]
-        h = h + w["embeddings.token_type_embeddings.weight"][0]
-        h = norm(h, "embeddings.LayerNorm")
-        attend = mask[:, None, None, :]
+        h = embed_tokens(self.weights, ids, None, self.eps)
         for n in range(self.layers):
-            layer = f"encoder.layer.{n}"
-            q, k, v = (
-                linear(h, f"{layer}.attention.self.{part}")
-                .view(batch, width, heads, dims // heads)
-                .transpose(1, 2)
-                for part in ("query", "key", "value")
-            )
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
-            a = a.transpose(1, 2).reshape(batch, width, dims)
-            h = norm(
-                linear(a, f"{layer}.attention.output.dense") + h,
-                f"{layer}.attention.output.LayerNorm",
-            )
-            x = F.gelu(linear(h, f"{layer}.intermediate.dense"))
-            h = norm(linear(x, f"{layer}.output.dense") + h, f"{layer}.output.LayerNorm")
+            h = encoder_layer(self.weights, n, h, mask, self.heads, self.eps)
         weights = mask.unsqueeze(-1).to(h.dtype)
         pooled = (h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
         return F.normalize(pooled, p=2.0, dim=1)
