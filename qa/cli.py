@@ -239,6 +239,19 @@ def serve(
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N questions.")
 @click.option("--sample", type=click.IntRange(min=1), help="A random sample of N questions.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Also ask every question with its article left out, and print the abstention "
+    "threshold (QA_MIN_SCORE) that abstains on at most --max-abstain of answerable questions.",
+)
+@click.option(
+    "--max-abstain",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.10,
+    show_default=True,
+    help="With --calibrate: the share of answerable questions it may abstain on.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @store_options
@@ -250,6 +263,8 @@ def eval_command(
     limit: int | None,
     sample: int | None,
     seed: int,
+    calibrate: bool,
+    max_abstain: float,
     as_json: bool,
     quiet: bool,
     **flags: Any,
@@ -289,11 +304,14 @@ def eval_command(
         articles=articles,
         progress=not quiet,
         warn=lambda message: click.echo(f"warning: {message}", err=True),
+        calibrate=max_abstain if calibrate else None,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         click.echo(evaluation.format_report(report))
+        if report.calibration:
+            click.echo("\n" + evaluation.format_calibration(report.calibration))
 
 
 def _read_token(path: Path) -> str:

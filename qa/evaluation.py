@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from qa.settings import Settings
 from vectorstore.errors import QAError
-from vectorstore.types import Article
+from vectorstore.types import Article, Filters
 
 if TYPE_CHECKING:
     from qa.service import Library
@@ -308,9 +308,11 @@ class EvalReport:
     latency_ms_p95: float
     mean_quote_chars: float
     with_answers: int = 0
+    calibration: Calibration | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        calibration = {"calibration": self.calibration.to_dict()} if self.calibration else {}
+        return calibration | {
             "questions": self.questions,
             "recall_at_k": {str(k): v for k, v in sorted(self.recall_at_k.items())},
             "mrr": self.mrr,
@@ -417,6 +419,108 @@ def format_report(report: EvalReport) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
+# --------------------------------------------------------------------------- abstention
+
+
+class Searcher(Protocol):
+    """Anything that ranks passages like :meth:`qa.service.Library.search`."""
+
+    def search(self, query: str, k: int, filters: Filters | None = None) -> Sequence[Scored]: ...
+
+
+class Scored(Protocol):
+    @property
+    def score(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The abstention threshold (``QA_MIN_SCORE``) that abstains on at most ``max_abstain`` of
+    answerable questions, and how often it then abstains on the same questions asked with
+    their article left out of the library (where abstaining is right).
+
+    ``table``: ``(threshold, abstain answerable, abstain without the article)`` rows.
+    """
+
+    questions: int
+    max_abstain: float
+    threshold: float
+    abstain_answerable: float
+    abstain_without_article: float
+    table: tuple[tuple[float, float, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "questions": self.questions,
+            "max_abstain": self.max_abstain,
+            "min_score": self.threshold,
+            "abstain_answerable": self.abstain_answerable,
+            "abstain_without_article": self.abstain_without_article,
+        }
+
+
+def calibrate_abstention(
+    library: Searcher,
+    questions: Sequence[EvalQuestion],
+    article_ids: Sequence[str],
+    max_abstain: float = 0.10,
+    progress: bool = True,
+) -> Calibration:
+    """Find the abstention threshold from the best passage's score of every question, asked
+    once over the whole library and once with its own article filtered out.
+
+    The answerer abstains when the best score is below the threshold, so the threshold is the
+    highest one abstaining on at most ``max_abstain`` of the answerable questions (rounded
+    down to 0.005).
+    """
+    if not questions:
+        raise QAError("no questions to calibrate abstention on")
+    if len(set(article_ids)) < 2:
+        raise QAError("calibrating abstention needs a library of at least two articles")
+
+    def best(question: str, filters: Filters | None) -> float:
+        found = library.search(question, 1, filters)
+        return found[0].score if found else 0.0
+
+    with_article: list[float] = []
+    without_article: list[float] = []
+    for q in tqdm(questions, desc="calibrating", unit="q", disable=not progress):
+        with_article.append(best(q.question, None))
+        others = Filters(article_ids=tuple(a for a in article_ids if a != q.article_id))
+        without_article.append(best(q.question, others))
+
+    def share_below(scores: Sequence[float], threshold: float) -> float:
+        return _share(sum(s < threshold for s in scores), len(scores))
+
+    candidates = [round(0.005 * i, 3) for i in range(201)]
+    allowed = [t for t in candidates if share_below(with_article, t) <= max_abstain]
+    threshold = max(allowed)
+    table = tuple(
+        (t, share_below(with_article, t), share_below(without_article, t)) for t in candidates[::10]
+    )
+    return Calibration(
+        questions=len(questions),
+        max_abstain=max_abstain,
+        threshold=threshold,
+        abstain_answerable=share_below(with_article, threshold),
+        abstain_without_article=share_below(without_article, threshold),
+        table=table,
+    )
+
+
+def format_calibration(c: Calibration) -> str:
+    """The calibration as a few readable lines and its threshold table."""
+    lines = [
+        f"abstention, {c.questions} questions asked with and without their article:",
+        f"  QA_MIN_SCORE={c.threshold:g} abstains on {c.abstain_answerable:.1%} of answerable "
+        f"questions (at most {c.max_abstain:.0%} asked) and on {c.abstain_without_article:.1%} "
+        "with their article left out",
+        "  min_score  abstain answerable  abstain without article",
+    ]
+    lines += [f"  {t:9.2f}  {a:18.1%}  {w:23.1%}" for t, a, w in c.table]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- a whole run
 
 
@@ -428,8 +532,12 @@ def run_eval(
     articles: Sequence[Article] = (),
     progress: bool = True,
     warn: Callable[[str], None] = _ignore,
+    calibrate: float | None = None,
 ) -> EvalReport:
     """Evaluate ``questions`` on a library; what ``qa eval`` does.
+
+    With ``calibrate`` (the largest share of answerable questions it may abstain on), the
+    report also carries the abstention threshold that meets it (:func:`calibrate_abstention`).
 
     With a ``corpus`` (paths ``qa ingest`` reads) or ``articles``, they are ingested into a
     throw-away library in a temporary folder (the embedded store, never a server), deleted
@@ -445,7 +553,7 @@ def run_eval(
     update: dict[str, Any] = {"max_citations": max(ks), "citation_keep_ratio": 0.0}
     if not corpus and not articles:
         library = Library(settings.model_copy(update=update))
-        return _run(library, questions, ks, progress, warn)
+        return _run(library, questions, ks, progress, warn, calibrate)
     with tempfile.TemporaryDirectory(prefix="qa-eval-", ignore_cleanup_errors=True) as tmp:
         update |= {"data_dir": Path(tmp) / "data", "chroma_url": None}
         library = Library(settings.model_copy(update=update))
@@ -458,7 +566,7 @@ def run_eval(
         for failure in report.failed:
             where = f"{failure.path}" + (f":{failure.line}" if failure.line else "")
             warn(f"failed to load {where}: {failure.reason}")
-        return _run(library, questions, ks, progress, warn)
+        return _run(library, questions, ks, progress, warn, calibrate)
 
 
 def _run(
@@ -467,6 +575,7 @@ def _run(
     ks: Sequence[int],
     progress: bool,
     warn: Callable[[str], None],
+    calibrate: float | None = None,
 ) -> EvalReport:
     known = {summary.info.id for summary in library.articles()}
     missing = sorted({q.article_id for q in questions} - known)
@@ -475,4 +584,10 @@ def _run(
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         noun = "question is" if count == 1 else "questions are"
         warn(f"{count} {noun} about articles not in the library ({shown}): all misses")
-    return evaluate(library, questions, ks, progress=progress)
+    report = evaluate(library, questions, ks, progress=progress)
+    if calibrate is None:
+        return report
+    calibration = calibrate_abstention(
+        library, [q for q in questions if q.article_id in known], sorted(known), calibrate, progress
+    )
+    return replace(report, calibration=calibration)

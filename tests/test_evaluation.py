@@ -17,10 +17,12 @@ from qa.evaluation import (
     EvalReport,
     best_exact_match,
     best_f1,
+    calibrate_abstention,
     evaluate,
     exact_match,
     f1_score,
     first_hit_rank,
+    format_calibration,
     format_report,
     is_hit,
     load_questions,
@@ -217,6 +219,44 @@ def test_no_answers_means_no_exact_match_and_a_readable_table() -> None:
     assert "recall@5" in table and "n/a" in table and "latency p95" in table
     empty = evaluate(library, [], progress=False)
     assert empty == EvalReport(0, {1: 0.0, 5: 0.0, 10: 0.0}, 0.0, None, None, 0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Found:
+    score: float
+
+
+class ScoredSearcher:
+    """Best-passage scores by question: one with the whole library, one without the article."""
+
+    def __init__(self, scores: dict[str, tuple[float, float]]) -> None:
+        self.scores = scores
+        self.filters: list[Any] = []
+
+    def search(self, query: str, k: int, filters: Any = None) -> list[Found]:
+        self.filters.append(filters)
+        score = self.scores[query][0 if filters is None else 1]
+        return [Found(score)] if score else []
+
+
+def test_calibration_abstains_on_at_most_the_share_asked() -> None:
+    scores = {f"q{i}": (0.3 + 0.05 * i, 0.05 * i) for i in range(10)}  # with: 0.30..0.75
+    questions = [EvalQuestion(q, f"a{i % 3}") for i, q in enumerate(scores)]
+    searcher = ScoredSearcher(scores)
+    c = calibrate_abstention(searcher, questions, ["a0", "a1", "a2"], 0.2, progress=False)
+    # abstaining below 0.40 leaves out q0 (0.30) and q1 (0.35): 20 %; 0.405 would take q2 too
+    assert c.threshold == 0.4 and c.abstain_answerable == 0.2
+    # without their article the best scores are 0.00..0.45: below 0.40 are q0..q7
+    assert c.abstain_without_article == 0.8
+    assert searcher.filters[1].article_ids == ("a1", "a2")  # q0's own article left out
+    assert (0.4, 0.2, 0.8) in c.table
+    strict = calibrate_abstention(searcher, questions, ["a0", "a1", "a2"], 0.0, progress=False)
+    assert strict.threshold == 0.3 and strict.abstain_answerable == 0.0
+    assert "QA_MIN_SCORE=0.4 abstains on 20.0%" in format_calibration(c)
+    with pytest.raises(QAError, match="at least two articles"):
+        calibrate_abstention(searcher, questions, ["a0"], 0.1, progress=False)
+    with pytest.raises(QAError, match="no questions"):
+        calibrate_abstention(searcher, [], ["a0", "a1"], 0.1, progress=False)
 
 
 def test_percentiles_interpolate() -> None:
@@ -499,6 +539,37 @@ def test_qa_eval_end_to_end(tmp_path: Path) -> None:
     )
     assert one.returncode == 0, one.stderr
     assert json.loads(one.stdout)["recall_at_k"]["5"] == 1.0
+
+
+@pytest.mark.slow
+def test_qa_eval_calibrates_abstention_end_to_end(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(a) + "\n" for a in ARTICLES), encoding="utf-8")
+    questions = [
+        {"question": "Who is the orchestra's new principal conductor?", "article_id": "orchestra"},
+        {"question": "How many steps does the lighthouse have?", "article_id": "lighthouse"},
+        {"question": "Why is the Elm Street bridge closed?", "article_id": "bridge"},
+    ]
+    qfile = tmp_path / "questions.jsonl"
+    qfile.write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    base = [sys.executable, "-m", "qa.cli", "eval", "--questions", str(qfile)]
+    base += ["--corpus", str(corpus), "--calibrate", "--max-abstain", "0", "-q"]
+    as_json = subprocess.run(
+        [*base, "--json"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    calibration = json.loads(as_json.stdout)["calibration"]
+    assert calibration["questions"] == 3 and calibration["max_abstain"] == 0
+    # abstaining on none of the answerable questions; their articles left out, the best
+    # passage of another article scores lower, so some of those are abstained on
+    assert calibration["abstain_answerable"] == 0.0
+    assert 0.0 < calibration["min_score"] <= 1.0
+    assert calibration["abstain_without_article"] > 0.0
+    table = subprocess.run(base, capture_output=True, text=True, env=env, timeout=300)
+    assert table.returncode == 0, table.stderr
+    assert f"QA_MIN_SCORE={calibration['min_score']:g} abstains on 0.0%" in table.stdout
+    assert "min_score  abstain answerable  abstain without article" in table.stdout
 
 
 def test_qa_eval_usage_errors(tmp_path: Path) -> None:
