@@ -35,7 +35,12 @@ class Settings(BaseSettings):
     top_k: int = Field(8, ge=1, le=100)  # chunks retrieved per question
     max_citations: int = Field(3, ge=1, le=20)
     citation_keep_ratio: float = Field(0.5, ge=0.0, le=1.0)  # cite while score >= this x best
-    min_score: float = Field(0.25, ge=0.0, le=1.0)  # below this the answer abstains
+    # below this the answer abstains; calibrated: benchmarks/calibrate_abstention.py
+    min_score: float = Field(0.1, ge=0.0, le=1.0)
+    # A factoid question's answer starts with the words that answer it (qa.reader), unless the
+    # reader's probability for them is below min_short_probability.
+    short_answers: bool = True
+    min_short_probability: float = Field(0.0, ge=0.0, le=1.0)
     max_question_chars: int = Field(2000, ge=10)
 
     host: str = "127.0.0.1"
