@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -149,6 +150,7 @@ def baselines(
         model_kwargs={"device": "cpu"},
         encode_kwargs={"normalize_embeddings": True},
     )
+    shutil.rmtree(work / "baseline", ignore_errors=True)  # from_documents would add to it again
     store = Chroma.from_documents(
         docs,
         embeddings,
