@@ -31,7 +31,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench_retrieval import eval_data_dir, squad_data  # noqa: E402
 
-from qa.evaluation import best_exact_match, best_f1, is_hit, short_answer  # noqa: E402
+from qa.evaluation import (  # noqa: E402
+    best_exact_match,
+    best_f1,
+    is_hit,
+    percentile,
+    short_answer,
+)
 from qa.service import Library  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 from qa.squad import write_corpus_jsonl  # noqa: E402
@@ -67,9 +73,14 @@ def main() -> None:
         all_ids = [a.id for a in articles]
 
         ems, f1s, first_hits, abstained, abstained_without = [], [], [], 0, 0
+        given, latencies = 0, []
+        library.ask(questions[0].question)  # loads the models: not a question's latency
         started = time.perf_counter()
         for i, q in enumerate(questions, start=1):
+            asked = time.perf_counter()
             answer = library.ask(q.question)
+            latencies.append(1000 * (time.perf_counter() - asked))
+            given += answer.short_answer is not None
             prediction = short_answer(answer)
             ems.append(best_exact_match(prediction, q.answers))
             f1s.append(best_f1(prediction, q.answers))
@@ -89,10 +100,14 @@ def main() -> None:
         "first_citation_has_answer": sum(first_hits) / n,
         "abstain_answerable": abstained / n,
         "abstain_without_gold": abstained_without / n,
+        "short_answers_given": given / n,
+        "ask_ms_p50": percentile(latencies, 50),
         "seconds": seconds,
     }
     print(f"\nSQuAD v1.1 dev, {n} questions, 48 articles, default settings ({seconds:.0f} s)")
     print(f"  short answer: exact match {figures['exact_match']:.1f}, F1 {figures['f1']:.1f}")
+    print(f"  short answers given:                   {figures['short_answers_given']:.3f}")
+    print(f"  Library.ask p50:                       {figures['ask_ms_p50']:.1f} ms")
     print(f"  first citation quotes the gold answer: {figures['first_citation_has_answer']:.3f}")
     print(f"  abstains, answerable questions:        {figures['abstain_answerable']:.3f}")
     print(f"  abstains, gold article left out:       {figures['abstain_without_gold']:.3f}")

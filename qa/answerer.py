@@ -8,15 +8,72 @@ it, so every marker points at a listed citation and every listed citation is use
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from qa.types import Answer, AnswerSentence
+from qa.types import Answer, AnswerSentence, Citation
 from qa.verify import citation
-from vectorstore.text import words
+from vectorstore.sentences import sentence_spans
+from vectorstore.text import content_terms, words
 from vectorstore.types import ScoredPassage
 
+if TYPE_CHECKING:
+    from qa.reader import Span
+
 NO_ANSWER = "The articles don't say."
+
+# Questions asking for a name, a date, a place, a number, a thing: a short answer fits them.
+_WH = (
+    r"(who|whom|whose|when|where|which|what|how (many|much|long|old|far|big|large|tall|often|"
+    r"fast|high|deep|wide|early|late|heavy))\b"
+)
+_FACTOID_START = re.compile(
+    r"^\W*((in|at|on|to|for|from|by|with|during|of|since|until|after|before|under)\s+)?"
+    + _WH
+    + r"|^\W*name (the|a|an|one|two|three)\b",
+    re.IGNORECASE,
+)
+_WH_ANYWHERE = re.compile(r"\b" + _WH, re.IGNORECASE)
+# ... unless they ask for an explanation, an account or a yes/no.
+_OPEN = re.compile(
+    r"^\W*(why|how (do|does|did|is|are|was|were|can|could|should|would|to|has|have)\b|"
+    r"(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b|explain|"
+    r"describe|summari[sz]e|tell me|give me an overview)|\bwhat (happened|did .* say|does .* say|"
+    r"do .* say|is .* about|was .* about)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_short_answer(question: str) -> bool:
+    """True for a factoid question (who, when, where, how many, which..., or a question ending
+    in "?" with such a word), false for why, how (a process), yes/no questions, requests for an
+    account, and statements or keywords."""
+    question = question.strip()
+    factoid = bool(_FACTOID_START.search(question)) or (
+        question.endswith("?") and bool(_WH_ANYWHERE.search(question))
+    )
+    return factoid and not _OPEN.search(question)
+
+
+def evidence_sentence(question: str, passage: str) -> str:
+    """The sentence of ``passage`` sharing the most content words with ``question`` (the
+    first of equals), where the reader looks for the short answer: reading one sentence is
+    faster than the whole passage, and measured on SQuAD it also finds the answer more often."""
+    spans = sentence_spans(passage)
+    if len(spans) <= 1:
+        return passage
+    asked = set(content_terms(question))
+    start, end = max(spans, key=lambda s: len(asked & set(content_terms(passage[s[0] : s[1]]))))
+    return passage[start:end]
+
+
+class SpanReader(Protocol):
+    """Finds the words of each passage that answer a question (``qa.reader.Reader``)."""
+
+    def read(self, question: str, passages: Sequence[str]) -> list[Span | None]:
+        """The best answer span of each passage, or None."""
+        ...
 
 
 class Answerer(Protocol):
@@ -41,14 +98,24 @@ class ExtractiveAnswerer:
     ``min_score``: below this retrieval score for the best passage, abstain.
     ``keep_ratio``: cite further passages only while their score is at least this share of
     the best one's (0 cites up to ``max_citations`` whatever their score; ``qa eval`` uses it).
+    ``reader``: with one, a factoid question also gets a short answer, the words of the first
+    cited passage the reader finds most likely to answer it, shown first with that passage's
+    marker; none when the reader's probability is below ``min_short_probability``.
     """
 
     def __init__(
-        self, min_score: float = 0.35, max_citations: int = 3, keep_ratio: float = 0.5
+        self,
+        min_score: float = 0.35,
+        max_citations: int = 3,
+        keep_ratio: float = 0.5,
+        reader: SpanReader | None = None,
+        min_short_probability: float = 0.0,
     ) -> None:
         self.min_score = min_score
         self.max_citations = max_citations
         self.keep_ratio = keep_ratio
+        self.reader = reader
+        self.min_short_probability = min_short_probability
 
     def answer(self, question: str, passages: Sequence[ScoredPassage]) -> Answer:
         ranked = sorted(passages, key=lambda p: -p.score)
@@ -66,4 +133,22 @@ class ExtractiveAnswerer:
         citations = tuple(citation(n, p) for n, p in enumerate(chosen, start=1))
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
         sentences = tuple(AnswerSentence(c.quote, (c.n,), True) for c in citations)
-        return Answer(question, text, citations, sentences=sentences)
+        short = self.short_answer(question, citations[0])
+        if short is None:
+            return Answer(question, text, citations, sentences=sentences)
+        return Answer(
+            question,
+            f"{short} [1]\n\n{text}",
+            citations,
+            sentences=(AnswerSentence(short, (1,), True), *sentences),
+            short_answer=short,
+        )
+
+    def short_answer(self, question: str, evidence: Citation) -> str | None:
+        """The words of ``evidence`` answering a factoid ``question``, if the reader finds any."""
+        if self.reader is None or not asks_for_short_answer(question):
+            return None
+        span = self.reader.read(question, [evidence_sentence(question, evidence.quote)])[0]
+        if span is None or span.probability < self.min_short_probability or not span.text.strip():
+            return None
+        return span.text.strip()

@@ -62,7 +62,8 @@ def byline(c: Citation) -> str:
 def answer_text(answer: Answer, width: int = 100) -> str:
     """A readable rendering for a terminal."""
     lines = [textwrap.fill(f"Note: {answer.note}", width), ""] if answer.note else []
-    lines.append(textwrap.fill(answer.text, width))
+    # a short answer is its own paragraph, before the quotes
+    lines.append("\n\n".join(textwrap.fill(part, width) for part in answer.text.split("\n\n")))
     unsupported = [s for s in answer.sentences if not s.supported]
     if unsupported:
         lines += ["", "Not supported by the passages it cites:"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.answerer import Answerer, ExtractiveAnswerer
+from qa.reader import Reader
 from qa.settings import Settings
 from qa.types import Answer
 from vectorstore.embeddings import Embedder, make_embedder
@@ -50,6 +51,8 @@ class Library:
             min_score=settings.min_score,
             max_citations=settings.max_citations,
             keep_ratio=settings.citation_keep_ratio,
+            reader=Reader() if settings.short_answers else None,
+            min_short_probability=settings.min_short_probability,
         )
         if answerer is None and settings.llm_base_url:
             from qa.llm import make_answerer

@@ -527,7 +527,9 @@ def test_offline_streaming_gives_the_text_then_the_answer(fake_library: Library)
     text, final = items
     assert isinstance(final, Answer) and final.answerer == "extractive"
     assert text == final.text
-    assert [s.citations for s in final.sentences] == [(c.n,) for c in final.citations]
+    # the short answer (citing the first passage), then one quote per citation
+    assert final.short_answer and final.sentences[0].text == final.short_answer
+    assert [s.citations for s in final.sentences] == [(1,)] + [(c.n,) for c in final.citations]
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,31 @@ def test_apostrophes_and_quotes_are_not_escaped_twice() -> None:
     text = "Putin's \"planned spring drills\" & NATO's <doubts>."
     assert html.unescape(escape(text)) == text  # once is enough
     assert "&&" not in escape(text)
+
+
+def test_short_answer_stands_first_with_its_marker() -> None:
+    text = "Mr Putin ordered Sergei Shoigu to pull back. The <b>Kremlin</b> said so."
+    c = cite(1, text, "Mr Putin ordered Sergei Shoigu to pull back.")
+    quote = f"{c.quote} [1]"
+    answer = Answer(
+        "Who was ordered to pull back?",
+        f"Sergei Shoigu [1]\n\n{quote}",
+        (c,),
+        sentences=(
+            AnswerSentence("Sergei Shoigu", (1,), True),
+            AnswerSentence(c.quote, (1,), True),
+        ),
+        short_answer="Sergei Shoigu",
+    )
+    page = answer_html(answer, prefix="p")
+
+    short = '<p class="qa-short"><strong>Sergei Shoigu</strong> '
+    assert short + '<a class="qa-marker" href="#p-1">[1]</a></p>' in page
+    assert page.index(short) < page.index("Mr Putin") < page.index("qa-sources")
+    assert shown(page).count("Sergei Shoigu") == 3  # short answer, quote, quote in context
+    hostile = replace(answer, text=f"{SCRIPT} [1]\n\n{quote}", short_answer=SCRIPT)
+    hostile_page = answer_html(hostile)
+    assert SCRIPT not in hostile_page and shown(hostile_page).startswith(SCRIPT)
 
 
 def test_paragraph_breaks_do_not_split_the_reply() -> None:
@@ -712,7 +738,10 @@ def test_offline_chat_reveals_the_answer_then_shows_it_final(fake_library: Libra
     assert len(revealed) >= 3  # a few words at a time, each bubble longer than the last
     assert all(a != b and b.startswith(a) for a, b in itertools.pairwise(revealed))
     assert revealed[-1] == answer.text
-    assert 'class="qa-marker"' in final and shown(final) == answer.text
+    assert 'class="qa-marker"' in final
+    # the short answer is a paragraph of its own above the quotes
+    assert answer.short_answer and final.count('<p class="qa-short">') == 1
+    assert shown(final.replace("</p><p>", "</p>\n\n<p>")) == answer.text
 
 
 def test_chat_filters_that_are_wrong_say_so(fake_library: Library) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qa.types import Answer, Citation
 from vectorstore.ingest import IngestReport
@@ -103,6 +103,15 @@ def _answer_inner(answer: Answer, prefix: str) -> str:
     note = (
         f'<p class="qa-answer-note"><b>Note:</b> {escape(answer.note)}</p>' if answer.note else ""
     )
+    lead = f"{answer.short_answer} [1]\n\n"
+    if answer.short_answer and answer.text.startswith(lead) and len(answer.sentences) > 1:
+        # the short answer stands out above the quotes it comes from
+        marker = _marker_links(escape("[1]"), prefix, {c.n for c in answer.citations})
+        rest = replace(answer, text=answer.text[len(lead) :], sentences=answer.sentences[1:])
+        return (
+            f'{note}<p class="qa-short"><strong>{escape(answer.short_answer)}</strong> {marker}</p>'
+            f"<p>{_answer_text_html(rest, prefix)}</p>"
+        )
     return f"{note}<p>{_answer_text_html(answer, prefix)}</p>"
 
 

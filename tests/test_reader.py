@@ -1,0 +1,223 @@
+"""The short-answer reader (real committed weights) and how the offline answerer uses it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from qa.answerer import ExtractiveAnswerer, asks_for_short_answer, evidence_sentence
+from qa.reader import BUNDLED, Reader, Span
+from qa.service import Library
+from qa.settings import Settings
+from tests.conftest import ROOT, SEED_ARTICLE
+from vectorstore.errors import ConfigError
+from vectorstore.types import ArticleInfo, Chunk, ScoredPassage
+
+SEED = SEED_ARTICLE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    return Reader()
+
+
+def paragraph_with(words: str) -> str:
+    return next(p.strip() for p in SEED.split("\n\n") if words in p)
+
+
+@pytest.mark.parametrize(
+    ("question", "context_words", "expected"),
+    [
+        ("Who ordered troops near Ukraine back to their home bases?", "Russian President", "Putin"),
+        ("Which minister was ordered to pull back forces?", "Sergei Shoigu", "Sergei Shoigu"),
+        ("Who is the Secretary General of NATO?", "Rasmussen", "Anders Fogh Rasmussen"),
+        ("When is Ukraine's presidential vote?", "presidential vote", "Sunday"),
+        ("On which TV channel did Felgenhauer speak?", "Dozhd", "Dozhd"),
+    ],
+)
+def test_reader_finds_the_answer_in_the_seed_article(
+    reader: Reader, question: str, context_words: str, expected: str
+) -> None:
+    passage = paragraph_with(context_words)
+    [span] = reader.read(question, [passage])
+    assert span is not None
+    assert passage[span.start : span.end] == span.text  # exact offsets into the passage
+    assert expected in span.text and len(span.text) <= len(expected) + 25
+    assert 0.0 < span.probability <= 1.0
+
+
+def test_reader_reads_passages_in_a_batch_and_each_alone_the_same(reader: Reader) -> None:
+    passages = [paragraph_with("Sergei Shoigu"), paragraph_with("Rasmussen"), "Short one."]
+    question = "Who said NATO had not seen any evidence of a withdrawal?"
+    batch = reader.read(question, passages)
+    alone = [reader.read(question, [p])[0] for p in passages]
+    assert [s and (s.start, s.end) for s in batch] == [s and (s.start, s.end) for s in alone]
+    assert batch[1] is not None and "Rasmussen" in batch[1].text
+    assert reader.read(question, []) == []
+
+
+def test_a_long_question_and_a_long_passage_are_cut_not_refused(reader: Reader) -> None:
+    passage = " ".join([paragraph_with("Rasmussen")] * 6)  # far beyond the reader's tokens
+    [span] = reader.read("Who is NATO's secretary general? " * 20, [passage])
+    assert span is not None and passage[span.start : span.end] == span.text
+
+
+def test_missing_or_broken_weights_are_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot load the short-answer reader"):
+        Reader(tmp_path / "absent.safetensors").read("Who?", ["Putin."])
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not safetensors at all")
+    with pytest.raises(ConfigError, match="cannot load the short-answer reader"):
+        Reader(broken).read("Who?", ["Putin."])
+
+
+def test_the_committed_weights_are_small() -> None:
+    assert BUNDLED.is_file() and BUNDLED.stat().st_size < 12_000_000
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who ordered the withdrawal?",
+        "When is the vote?",
+        "Where are the troops based?",
+        "How many troops were pulled back?",
+        "Which regions border Ukraine?",
+        "What did Putin praise?",
+        "In what year did Russia annex Crimea?",
+        "Name the NATO Secretary General.",
+        "The troops were pulled back to which regions?",
+        "For how long did the drills last?",
+    ],
+)
+def test_factoid_questions_ask_for_a_short_answer(question: str) -> None:
+    assert asks_for_short_answer(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Why did Putin order the troops back?",
+        "How did NATO react?",
+        "Did NATO see a pullout?",
+        "Is the withdrawal verifiable?",
+        "What did NATO say about it?",
+        "What happened in Rostov?",
+        "Explain the sanctions.",
+        "Tell me about the Kremlin statement",
+        "Putin troops Ukraine",
+        "Pavel Felgenhauer, who is an analyst, said the pullout was a sign",
+        "NATO which has seen no evidence",
+    ],
+)
+def test_other_questions_get_no_short_answer(question: str) -> None:
+    assert not asks_for_short_answer(question)
+
+
+def test_the_reader_reads_the_sentence_sharing_most_words_with_the_question() -> None:
+    passage = paragraph_with("Rasmussen")
+    sentence = evidence_sentence("Who is the secretary general of NATO?", passage)
+    assert sentence.startswith("NATO Secretary General") and sentence in passage
+    assert sentence != passage
+    assert (
+        evidence_sentence("Who?", "One sentence only, no split.") == "One sentence only, no split."
+    )
+    two = "Alpha beta gamma. Delta epsilon zeta."
+    assert evidence_sentence("What about delta and zeta?", two) == "Delta epsilon zeta."
+    assert evidence_sentence("Nothing in common?", two) == "Alpha beta gamma."  # first of equals
+
+
+INFO = ArticleInfo("a1", "Troops", None, None, None)
+TEXT = "Putin ordered troops back to base. NATO said it saw no sign of a pullout."
+
+
+class FixedReader:
+    """A reader answering with the first word of each passage, at a fixed probability."""
+
+    def __init__(self, probability: float) -> None:
+        self.probability = probability
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def read(self, question: str, passages: Sequence[str]) -> list[Span | None]:
+        self.calls.append((question, list(passages)))
+        return [Span(0, p.index(" "), p[: p.index(" ")], self.probability) for p in passages]
+
+
+def passages() -> list[ScoredPassage]:
+    return [
+        ScoredPassage(Chunk("a1:0", "a1", TEXT[:34], 0, 34), INFO, 0.9),
+        ScoredPassage(Chunk("a1:35", "a1", TEXT[35:], 35, len(TEXT)), INFO, 0.8),
+    ]
+
+
+def test_a_factoid_answer_starts_with_its_short_answer_citing_the_first_passage() -> None:
+    fixed = FixedReader(0.9)
+    answer = ExtractiveAnswerer(min_score=0.3, reader=fixed).answer("Who ordered it?", passages())
+    assert answer.short_answer == "Putin"
+    assert answer.text == f"Putin [1]\n\n{TEXT[:34]} [1] {TEXT[35:]} [2]"
+    assert [(s.text, s.citations, s.supported) for s in answer.sentences] == [
+        ("Putin", (1,), True),
+        (TEXT[:34], (1,), True),
+        (TEXT[35:], (2,), True),
+    ]
+    assert answer.short_answer in answer.citations[0].quote
+    assert fixed.calls == [("Who ordered it?", [TEXT[:34]])]  # only the first passage is read
+
+
+def test_no_short_answer_when_unsure_or_not_asked_for() -> None:
+    unsure = ExtractiveAnswerer(min_score=0.3, reader=FixedReader(0.2), min_short_probability=0.3)
+    answer = unsure.answer("Who ordered it?", passages())
+    assert answer.short_answer is None and answer.text.startswith(TEXT[:34])
+    fixed = FixedReader(0.9)
+    why = ExtractiveAnswerer(min_score=0.3, reader=fixed).answer("Why was it ordered?", passages())
+    assert why.short_answer is None and fixed.calls == []
+    assert ExtractiveAnswerer(min_score=0.95, reader=fixed).answer("Who?", passages()).abstained
+
+
+@pytest.mark.slow
+def test_qa_ask_json_gives_a_short_answer_from_its_first_citation(tmp_path: Path) -> None:
+    library = Library(Settings(data_dir=tmp_path / "data"))
+    library.ingest([SEED_ARTICLE], progress=False)
+    answer = library.ask("Who is the Secretary General of NATO?")
+    assert answer.short_answer is not None and "Rasmussen" in answer.short_answer
+    assert answer.short_answer in answer.citations[0].quote
+    assert answer.text.startswith(f"{answer.short_answer} [1]\n\n")
+    off = Library(Settings(data_dir=tmp_path / "data", short_answers=False))
+    assert off.ask("Who is the Secretary General of NATO?").short_answer is None
+
+
+@pytest.mark.slow
+def test_the_training_script_writes_weights_the_reader_loads(tmp_path: Path) -> None:
+    out = tmp_path / "reader.safetensors"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks/train_reader.py"),
+            "--questions",
+            "96",
+            "--dev-questions",
+            "20",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "training examples" in run.stdout and "SQuAD dev, 20 questions" in run.stdout
+    from safetensors import safe_open
+
+    with safe_open(str(out), "pt") as f:
+        names = set(f.keys())
+        meta = f.metadata()
+    with safe_open(str(BUNDLED), "pt") as f:
+        assert names == set(f.keys())  # the same tensors as the committed file
+    assert json.loads(json.dumps(meta))["trained_by"] == "benchmarks/train_reader.py"
+    [span] = Reader(out).read("Who?", ["Putin ordered the troops back."])
+    assert span is not None and span.text
