@@ -30,8 +30,9 @@ def passage(start: int, end: int, score: float, info: ArticleInfo = INFO) -> Sco
 
 
 def check_consistent(answer: Answer) -> None:
-    """Every marker refers to a listed citation and every citation is used, in order."""
-    used = [int(n) for n in re.findall(r"\[(\d+)\]", answer.text)]
+    """Every marker refers to a listed citation and every citation is used, in order of first
+    use (a short answer cites [1] before the quotes cite it again)."""
+    used = list(dict.fromkeys(int(n) for n in re.findall(r"\[(\d+)\]", answer.text)))
     assert used == [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
 
 
@@ -127,6 +128,7 @@ def test_end_to_end_with_the_real_model(real_library: Library) -> None:
     assert report.new == ["000_624088a241e45b64"] and report.ok
     answer = real_library.ask("Who did Putin order to pull back the forces?")
     check_consistent(answer)
+    assert answer.short_answer == "Sergei Shoigu"
     first = answer.citations[0]
     article_text = SEED_ARTICLE.read_text(encoding="utf-8").strip()
     assert "Sergei Shoigu" in first.quote
