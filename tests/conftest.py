@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,22 @@ from vectorstore.embeddings import SentenceTransformerEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
+
+
+def run_qa(
+    *args: str, env: Mapping[str, str], cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m qa.cli ARGS`` as a user runs it, with ``env``; its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "qa.cli", *args],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
 SEED_ARTICLE = SEEDS / "000_624088a241e45b64.txt"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ from qa.verify import (
     split_reply,
     verified_answer,
 )
-from tests.conftest import SEED_ARTICLE
+from tests.conftest import SEED_ARTICLE, run_qa
 from tests.fakes import BagOfWordsEmbedder
 from tests.openai_fake import FakeOpenAI, Reply, fake_openai
 from tests.servers import free_port
@@ -543,13 +542,7 @@ def test_qa_ask_with_an_llm_through_the_cli(tmp_path: Path, server: FakeOpenAI) 
     }
 
     def qa(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "qa.cli", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
+        return run_qa(*args, env=env)
 
     assert qa("ingest", "-q", str(SEED_ARTICLE)).returncode == 0
     server.script(f"{GOOD_ORDER} [1].")

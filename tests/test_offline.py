@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, SEEDS
+from tests.conftest import ROOT, SEEDS, run_qa
 from tests.servers import free_port, stop, wait_http
 from vectorstore.embeddings import bundled_model_path
 
@@ -88,14 +88,7 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def qa(guard: Guard, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "qa.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env=guard.env(),
-    )
+    return run_qa(*args, env=guard.env(), cwd=ROOT, timeout=timeout)
 
 
 def fetch(url: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
