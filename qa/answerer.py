@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from qa.types import Answer, AnswerSentence, Citation
+from qa.types import Answer, AnswerSentence, Citation, short_answer_lead
 from qa.verify import citation
 from vectorstore.sentences import sentence_spans
 from vectorstore.text import content_terms, words
@@ -138,7 +138,7 @@ class ExtractiveAnswerer:
             return Answer(question, text, citations, sentences=sentences)
         return Answer(
             question,
-            f"{short} [1]\n\n{text}",
+            short_answer_lead(short) + text,
             citations,
             sentences=(AnswerSentence(short, (1,), True), *sentences),
             short_answer=short,

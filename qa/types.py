@@ -39,6 +39,12 @@ class AnswerSentence:
     supported: bool
 
 
+def short_answer_lead(short_answer: str) -> str:
+    """How the text of an answer with a short answer begins: the words, the marker of the
+    passage they come from (always the first), a blank line; the quotes follow."""
+    return f"{short_answer} [1]\n\n"
+
+
 @dataclass(frozen=True)
 class Answer:
     """An answer whose every marker [n] refers to ``citations[n-1]``.

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, replace
 
-from qa.types import Answer, Citation
+from qa.types import Answer, Citation, short_answer_lead
 from vectorstore.ingest import IngestReport
 from vectorstore.types import Article, ArticleInfo
 
@@ -103,7 +103,7 @@ def _answer_inner(answer: Answer, prefix: str) -> str:
     note = (
         f'<p class="qa-answer-note"><b>Note:</b> {escape(answer.note)}</p>' if answer.note else ""
     )
-    lead = f"{answer.short_answer} [1]\n\n"
+    lead = short_answer_lead(answer.short_answer or "")
     if answer.short_answer and answer.text.startswith(lead) and len(answer.sentences) > 1:
         # the short answer stands out above the quotes it comes from
         marker = _marker_links(escape("[1]"), prefix, {c.n for c in answer.citations})
