@@ -8,20 +8,28 @@ it, so every marker points at a listed citation and every listed citation is use
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from qa.types import Answer, AnswerSentence, Citation, short_answer_lead
+from qa.types import Answer, AnswerSentence, short_answer_lead
 from qa.verify import citation
-from vectorstore.sentences import sentence_spans
-from vectorstore.text import content_terms, words
+from vectorstore.text import words
 from vectorstore.types import ScoredPassage
 
 if TYPE_CHECKING:
     from qa.reader import Span
 
 NO_ANSWER = "The articles don't say."
+
+# For a factoid question, the reader compares the best READ_TOP passages when the first two are
+# a close call (their retrieval log-odds less than CLOSE_CALL apart): each passage's rank is its
+# retrieval log-odds plus READER_WEIGHT x the reader's score for it. Tuned on SQuAD v1.1 *train*
+# questions by benchmarks/tune_reading.py.
+READ_TOP = 3
+READER_WEIGHT = 0.2
+CLOSE_CALL = 1.5
 
 # Questions asking for a name, a date, a place, a number, a thing: a short answer fits them.
 _WH = (
@@ -56,18 +64,6 @@ def asks_for_short_answer(question: str) -> bool:
     return factoid and not _OPEN.search(question)
 
 
-def evidence_sentence(question: str, passage: str) -> str:
-    """The sentence of ``passage`` sharing the most content words with ``question`` (the
-    first of equals), where the reader looks for the short answer: reading one sentence is
-    faster than the whole passage, and measured on SQuAD it also finds the answer more often."""
-    spans = sentence_spans(passage)
-    if len(spans) <= 1:
-        return passage
-    asked = set(content_terms(question))
-    start, end = max(spans, key=lambda s: len(asked & set(content_terms(passage[s[0] : s[1]]))))
-    return passage[start:end]
-
-
 class SpanReader(Protocol):
     """Finds the words of each passage that answer a question (``qa.reader.Reader``)."""
 
@@ -100,7 +96,9 @@ class ExtractiveAnswerer:
     the best one's (0 cites up to ``max_citations`` whatever their score; ``qa eval`` uses it).
     ``reader``: with one, a factoid question also gets a short answer, the words of the first
     cited passage the reader finds most likely to answer it, shown first with that passage's
-    marker; none when the reader's probability is below ``min_short_probability``.
+    marker; none when the reader's probability is below ``min_short_probability``. When the
+    best passages are a close call, the reader's scores also decide their order
+    (``read_ranked``); whether to abstain stays the retrieval score's decision, as calibrated.
     """
 
     def __init__(
@@ -121,19 +119,23 @@ class ExtractiveAnswerer:
         ranked = sorted(passages, key=lambda p: -p.score)
         if not ranked or ranked[0].score < self.min_score:
             return Answer(question, NO_ANSWER, abstained=True)
+        best = ranked[0].score
+        spans: dict[str, Span] = {}
+        if self.reader is not None and asks_for_short_answer(question):
+            ranked, spans = read_ranked(self.reader, question, ranked)
         chosen: list[ScoredPassage] = []
         for passage in ranked:
             if len(chosen) == self.max_citations:
                 break
-            if passage.score < self.keep_ratio * ranked[0].score:
-                break
+            if chosen and passage.score < self.keep_ratio * best:
+                continue  # (the first cited passage may be one the reader promoted)
             if any(near_duplicate(passage.chunk.text, c.chunk.text) for c in chosen):
                 continue
             chosen.append(passage)
         citations = tuple(citation(n, p) for n, p in enumerate(chosen, start=1))
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
         sentences = tuple(AnswerSentence(c.quote, (c.n,), True) for c in citations)
-        short = self.short_answer(question, citations[0])
+        short = self.short_answer(spans.get(chosen[0].chunk.id))
         if short is None:
             return Answer(question, text, citations, sentences=sentences)
         return Answer(
@@ -144,11 +146,36 @@ class ExtractiveAnswerer:
             short_answer=short,
         )
 
-    def short_answer(self, question: str, evidence: Citation) -> str | None:
-        """The words of ``evidence`` answering a factoid ``question``, if the reader finds any."""
-        if self.reader is None or not asks_for_short_answer(question):
-            return None
-        span = self.reader.read(question, [evidence_sentence(question, evidence.quote)])[0]
+    def short_answer(self, span: Span | None) -> str | None:
+        """The words of ``span`` as the short answer, unless the reader is unsure of them."""
         if span is None or span.probability < self.min_short_probability or not span.text.strip():
             return None
         return span.text.strip()
+
+
+def read_ranked(
+    reader: SpanReader, question: str, ranked: list[ScoredPassage]
+) -> tuple[list[ScoredPassage], dict[str, Span]]:
+    """``ranked`` with its first passages reordered by the reader where they are a close
+    call, and the reader's span of each passage it read (by chunk id).
+
+    The first passage is always read (its span is the short answer); the first
+    ``READ_TOP`` when the first two are within ``CLOSE_CALL`` in retrieval log-odds. A
+    passage read ranks by its log-odds plus ``READER_WEIGHT`` x the reader's score.
+    """
+    gap = log_odds(ranked[0].score) - log_odds(ranked[1].score) if len(ranked) > 1 else math.inf
+    read = ranked[:READ_TOP] if gap < CLOSE_CALL else ranked[:1]
+    found = reader.read(question, [p.chunk.text for p in read])
+    spans = {p.chunk.id: s for p, s in zip(read, found, strict=True) if s is not None}
+
+    def rank(p: ScoredPassage) -> float:
+        span = spans.get(p.chunk.id)
+        return log_odds(p.score) + (READER_WEIGHT * span.score if span else -math.inf)
+
+    return sorted(read, key=rank, reverse=True) + ranked[len(read) :], spans
+
+
+def log_odds(p: float) -> float:
+    """``log(p / (1 - p))``, bounded for a score of exactly 0 or 1."""
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))

@@ -9,7 +9,9 @@ tensors are committed (``qa/reader.safetensors``, float16); the lower layers are
 model's own.
 
 ``Reader.read`` returns, for each passage, the best span of at most ``MAX_ANSWER_TOKENS`` word
-pieces as exact character offsets into that passage, with its probability (start x end).
+pieces as exact character offsets into that passage, with its probability (start x end, which
+compares spans of one passage) and its score (which compares passages: how far the span's start
+and end logits rise above those of ``[CLS]``, the reader's "no answer here").
 """
 
 from __future__ import annotations
@@ -45,12 +47,15 @@ READER_ONE_THREAD_TOKENS = 1024
 
 @dataclass(frozen=True)
 class Span:
-    """Characters ``start``-``end`` of a passage, the reader's answer, with its probability."""
+    """Characters ``start``-``end`` of a passage, the reader's answer, with its probability
+    within the passage and its ``score`` across passages (start + end logits of the span minus
+    those of ``[CLS]``; higher: the passage more likely holds the answer)."""
 
     start: int
     end: int
     text: str
     probability: float
+    score: float
 
 
 def load_tokenizer(model_path: Path) -> Tokenizer:
@@ -110,18 +115,21 @@ def best_span(
     passage: str,
     max_tokens: int = MAX_ANSWER_TOKENS,
 ) -> Span | None:
-    """The most probable span of at most ``max_tokens`` passage tokens (start <= end)."""
+    """The most probable span of at most ``max_tokens`` passage tokens (start <= end); token 0
+    of ``logits`` is ``[CLS]``."""
     positions = passage_tokens(encoding)
     if not positions:
         return None
-    scores = np.asarray(logits, dtype=np.float64)[positions]
+    every = np.asarray(logits, dtype=np.float64)
+    scores = every[positions]
     start_p = _softmax(scores[:, 0])
     end_p = _softmax(scores[:, 1])
     pair = np.triu(np.outer(start_p, end_p)) - np.triu(np.ones((len(positions),) * 2), max_tokens)
     i, j = np.unravel_index(int(np.argmax(pair)), pair.shape)
     start = encoding.offsets[positions[i]][0]
     end = encoding.offsets[positions[j]][1]
-    return Span(int(start), int(end), passage[start:end], float(pair[i, j]))
+    score = scores[i, 0] + scores[j, 1] - every[0, 0] - every[0, 1]
+    return Span(int(start), int(end), passage[start:end], float(pair[i, j]), float(score))
 
 
 def _softmax(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
