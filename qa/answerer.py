@@ -1,7 +1,8 @@
 """The offline answerer: the best evidence passages, quoted exactly, each with its marker.
 
 No language model: the answer *is* the evidence. Passages are sentence windows (a sentence or
-a few, never more than ``chunk_chars``), ranked by the retriever. Every sentence of the answer
+a few, never more than ``chunk_chars``), ranked by the retriever (and, where the best ones are
+a close call for a factoid question, by the reader). Every sentence of the answer
 is a verbatim quote of one retrieved passage, followed by the marker of the citation that quotes
 it, so every marker points at a listed citation and every listed citation is used.
 """

@@ -67,6 +67,16 @@ def test_a_long_question_and_a_long_passage_are_cut_not_refused(reader: Reader) 
     assert span is not None and passage[span.start : span.end] == span.text
 
 
+def test_the_readers_score_prefers_the_passage_holding_the_answer(reader: Reader) -> None:
+    question = "Who is the Secretary General of NATO?"
+    holding, other = paragraph_with("Rasmussen"), paragraph_with("Sergei Shoigu")
+    right, wrong = reader.read(question, [holding, other])
+    assert right is not None and wrong is not None
+    assert right.score > wrong.score + 1.0
+    # the probability compares spans within one passage, not passages: both are in (0, 1]
+    assert 0.0 < wrong.probability <= 1.0
+
+
 def test_missing_or_broken_weights_are_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot load the short-answer reader"):
         Reader(tmp_path / "absent.safetensors").read("Who?", ["Putin."])
