@@ -205,7 +205,7 @@ class HybridSearcher:
             found[p.chunk.id] = p
         if not found:
             return []
-        article_lex = index.article_scores(query, filters)
+        article_lex = index.article_scores(query)  # (every candidate already passed filters)
         rows = []
         for cid, passage in found.items():
             pos = index.position.get(cid)
