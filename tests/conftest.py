@@ -17,6 +17,7 @@ from vectorstore.embeddings import SentenceTransformerEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
+SEED_ARTICLE = SEEDS / "000_624088a241e45b64.txt"
 
 
 def run_qa(
@@ -32,8 +33,6 @@ def run_qa(
         timeout=timeout,
     )
 
-
-SEED_ARTICLE = SEEDS / "000_624088a241e45b64.txt"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
