@@ -16,15 +16,25 @@ and end logits rise above those of ``[CLS]``, the reader's "no answer here").
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vectorstore.bert import Weights, embed_tokens, encoder_layer
+from vectorstore.bert import (
+    Precision,
+    Weights,
+    embed_tokens,
+    encoder_layer,
+    matmul_precision,
+    use_bfloat16,
+    with_bfloat16_matrices,
+)
 from vectorstore.embeddings import (
     _check_bert_folder,
     _stay_offline,
@@ -43,6 +53,16 @@ MAX_QUESTION_TOKENS = 48
 MAX_ANSWER_TOKENS = 24
 HEAD = "qa_outputs"
 READER_ONE_THREAD_TOKENS = 1024
+PARALLEL_READS = 2  # batches one question's passages are read in at once, at most
+
+
+def parallel_reads() -> int:
+    """``PARALLEL_READS``, or fewer when this process may use fewer cores."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(PARALLEL_READS, cores))
 
 
 @dataclass(frozen=True)
@@ -138,38 +158,96 @@ def _softmax(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 
 class Reader:
-    """Finds the answer span in passages; loads its weights on first use."""
+    """Finds the answer span in passages; loads its weights on first use.
 
-    def __init__(self, weights_path: Path = BUNDLED, model_path: Path | None = None) -> None:
+    ``precision``: the encoder's matrix products in float32, in bfloat16, or (``auto``) in
+    bfloat16 where the CPU does them in hardware: about twice as fast per passage there, with
+    the same answers within noise (SQuAD dev, 1,000 gold passages: exact match 65.6 against
+    65.3 in float32, the same span for 99.1% of the questions).
+    """
+
+    def __init__(
+        self,
+        weights_path: Path = BUNDLED,
+        model_path: Path | None = None,
+        precision: Precision = "auto",
+    ) -> None:
         self._weights_path = weights_path
         self._model_path = model_path
+        self.bfloat16 = use_bfloat16(precision)
         self._loaded: tuple[Weights, Tokenizer, dict[str, Any]] | None = None
         self._lock = threading.Lock()
+        self._parallel = parallel_reads()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def _load(self) -> tuple[Weights, Tokenizer, dict[str, Any]]:
         with self._lock:
             if self._loaded is None:
-                self._loaded = load_reader(self._weights_path, self._model_path)
+                weights, tokenizer, config = load_reader(self._weights_path, self._model_path)
+                if self.bfloat16:
+                    weights = with_bfloat16_matrices(weights)
+                self._loaded = weights, tokenizer, config
             return self._loaded
 
     def read(self, question: str, passages: Sequence[str]) -> list[Span | None]:
-        """The best answer span of each passage (None for an empty one)."""
-        import torch
+        """The best answer span of each passage (None for an empty one).
 
+        Several passages are read in up to ``PARALLEL_READS`` batches at once, on threads of
+        their own (each a single torch thread: a small forward pass gains nothing from more),
+        so that a close call's three passages take about the time of two on two cores.
+        """
         if not passages:
             return []
         weights, tokenizer, config = self._load()
         encodings = [encode_pair(tokenizer, question, p) for p in passages]
-        ids, types, mask = batch_arrays(encodings)
-        small = int(mask.sum()) <= READER_ONE_THREAD_TOKENS
-        with torch.inference_mode(), one_thread_if(small):
-            eps = float(config["layer_norm_eps"])
-            h = embed_tokens(weights, ids, types, eps)
-            logits = span_logits(weights, h, mask, 0, config).numpy()
+        groups = balanced_groups([len(e.ids) for e in encodings], self._parallel)
+        logits: list[Any] = [None] * len(encodings)
+
+        def run(rows: list[int]) -> None:
+            for r, row_logits in zip(
+                rows, self._logits(weights, config, [encodings[r] for r in rows]), strict=True
+            ):
+                logits[r] = row_logits
+
+        if len(groups) > 1:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self._parallel - 1, "reader")
+            others = [self._pool.submit(run, g) for g in groups[1:]]
+            run(groups[0])
+            for f in others:
+                f.result()
+        else:
+            run(groups[0])
         return [
             best_span(logits[r], e, p)
             for r, (e, p) in enumerate(zip(encodings, passages, strict=True))
         ]
+
+    def _logits(
+        self, weights: Weights, config: dict[str, Any], encodings: Sequence[Encoding]
+    ) -> np.ndarray[Any, Any]:
+        """Start/end logits (rows, width, 2) of a batch of encoded pairs."""
+        import torch
+
+        ids, types, mask = batch_arrays(encodings)
+        small = int(mask.sum()) <= READER_ONE_THREAD_TOKENS
+        with torch.inference_mode(), one_thread_if(small), matmul_precision(self.bfloat16):
+            h = embed_tokens(weights, ids, types, float(config["layer_norm_eps"]))
+            return span_logits(weights, h, mask, 0, config).float().numpy()
+
+
+def balanced_groups(lengths: Sequence[int], parts: int) -> list[list[int]]:
+    """The positions of ``lengths`` in at most ``parts`` groups of about equal total length
+    (the longest first, each into the lightest group), each group in order; no empty group."""
+    groups: list[list[int]] = [[] for _ in range(max(1, min(parts, len(lengths))))]
+    totals = [0] * len(groups)
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        lightest = totals.index(min(totals))
+        groups[lightest].append(i)
+        totals[lightest] += lengths[i]
+    return sorted(sorted(g) for g in groups if g)
 
 
 def load_reader(

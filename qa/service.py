@@ -46,12 +46,14 @@ class Library:
         answerer: Answerer | None = None,
     ) -> None:
         self.settings = settings
-        self.embedder: Embedder = embedder or make_embedder(settings.embedding_model)
+        self.embedder: Embedder = embedder or make_embedder(
+            settings.embedding_model, settings.precision
+        )
         self.answerer: Answerer = answerer or ExtractiveAnswerer(
             min_score=settings.min_score,
             max_citations=settings.max_citations,
             keep_ratio=settings.citation_keep_ratio,
-            reader=Reader() if settings.short_answers else None,
+            reader=Reader(precision=settings.precision) if settings.short_answers else None,
             min_short_probability=settings.min_short_probability,
         )
         if answerer is None and settings.llm_base_url:

@@ -9,6 +9,7 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from vectorstore.bert import Precision
 from vectorstore.store import StoreConfig
 
 
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     # reader's probability for them is below min_short_probability.
     short_answers: bool = True
     min_short_probability: float = Field(0.0, ge=0.0, le=1.0)
+    # The bundled encoders' matrix products (the embedding model's and the reader's): bfloat16
+    # where the CPU does them in hardware ("auto"), or always "float32" / "bfloat16".
+    precision: Precision = "auto"
     max_question_chars: int = Field(2000, ge=10)
 
     host: str = "127.0.0.1"

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from qa.answerer import CLOSE_CALL, READ_TOP, ExtractiveAnswerer, asks_for_short_answer, log_odds
-from qa.reader import BUNDLED, Reader, Span
+from qa.reader import BUNDLED, Reader, Span, balanced_groups
 from qa.service import Library
 from qa.settings import Settings
 from tests.conftest import ROOT, SEED_ARTICLE
+from vectorstore.bert import native_bfloat16, use_bfloat16
 from vectorstore.errors import ConfigError
 from vectorstore.types import ArticleInfo, Chunk, ScoredPassage
 
@@ -75,6 +76,74 @@ def test_the_readers_score_prefers_the_passage_holding_the_answer(reader: Reader
     assert right.score > wrong.score + 1.0
     # the probability compares spans within one passage, not passages: both are in (0, 1]
     assert 0.0 < wrong.probability <= 1.0
+
+
+def test_bfloat16_and_float32_readers_find_the_same_answers() -> None:
+    """bfloat16 products change the logits a little (so they did run in bfloat16) and the
+    answers not at all."""
+    fast, exact = Reader(precision="bfloat16"), Reader(precision="float32")
+    assert fast.bfloat16 and not exact.bfloat16
+    question = "Who is the Secretary General of NATO?"
+    passages = [paragraph_with("Rasmussen"), paragraph_with("Sergei Shoigu")]
+    got, want = fast.read(question, passages), exact.read(question, passages)
+    for g, w in zip(got, want, strict=True):
+        assert g is not None and w is not None
+        assert (g.start, g.end, g.text) == (w.start, w.end, w.text)
+        assert g.score == pytest.approx(w.score, abs=0.5)
+    assert [g and g.score for g in got] != [w and w.score for w in want]
+
+
+@pytest.mark.parametrize(
+    ("lengths", "parts", "groups"),
+    [
+        ([120, 90, 80], 2, [[0], [1, 2]]),  # a close call: the longest alone, the others together
+        ([50, 200, 60, 70], 2, [[0, 2, 3], [1]]),
+        ([100], 2, [[0]]),  # one passage: one batch, no thread
+        ([10, 10, 10], 1, [[0, 1, 2]]),
+        ([10, 20], 4, [[0], [1]]),  # never an empty group
+        ([], 2, []),
+    ],
+)
+def test_passages_are_read_in_batches_of_about_equal_tokens(
+    lengths: list[int], parts: int, groups: list[list[int]]
+) -> None:
+    assert balanced_groups(lengths, parts) == groups
+
+
+X86_FLAGS = "fpu vme de pse tsc msr pae mce cx8 apic sep avx avx2 avx512f avx512bw"
+AMD_CPUINFO = f"processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: {X86_FLAGS} avx512_bf16\n"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "native"),
+    [
+        (AMD_CPUINFO, True),
+        (f"flags\t\t: {X86_FLAGS} amx_bf16 amx_tile\n", True),
+        (f"flags\t\t: {X86_FLAGS}\n", False),  # AVX-512 alone: emulated, slower
+        ("processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull\n", False),
+        ("model name\t: avx512_bf16 lookalike\nflags\t\t: fpu\n", False),  # flags only
+        ("", False),
+    ],
+)
+def test_native_bfloat16_is_read_from_the_cpu_flags(cpuinfo: str, native: bool) -> None:
+    assert native_bfloat16(cpuinfo) is native
+
+
+def test_the_precision_setting_overrides_the_cpu(tmp_path: Path) -> None:
+    with_bf16, without = tmp_path / "with", tmp_path / "without"
+    with_bf16.write_text(AMD_CPUINFO)
+    without.write_text(f"flags\t\t: {X86_FLAGS}\n")
+    assert use_bfloat16("auto", with_bf16) and not use_bfloat16("auto", without)
+    assert not use_bfloat16("float32", with_bf16) and use_bfloat16("bfloat16", without)
+    assert not use_bfloat16("auto", tmp_path / "absent")  # not Linux: float32
+
+
+def test_the_library_reader_takes_its_precision_from_the_settings(tmp_path: Path) -> None:
+    library = Library(Settings(data_dir=tmp_path, precision="float32"))
+    assert isinstance(library.answerer, ExtractiveAnswerer)
+    assert isinstance(library.answerer.reader, Reader) and not library.answerer.reader.bfloat16
+    with pytest.raises(ValueError, match="precision"):
+        Settings(data_dir=tmp_path, precision="float16")  # type: ignore[arg-type]
 
 
 def test_missing_or_broken_weights_are_a_clear_error(tmp_path: Path) -> None:
