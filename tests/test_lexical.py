@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from qa.service import Library
 from qa.settings import Settings
@@ -99,6 +100,31 @@ def test_article_scores_find_an_article_whose_words_are_spread_over_chunks() -> 
     assert 0 < index.article_scores(SUMMARY + " zebra")[pos["s:0"]] < article[pos["s:0"]]
     assert not index.article_scores("zebra quantum").any()
     assert not LexicalIndex.build("r0", []).article_scores(SUMMARY).any()
+
+
+def test_coverage_is_the_share_of_the_query_in_the_article_and_in_its_lead() -> None:
+    index = LexicalIndex.build("r1", SPREAD)
+    pos = index.position
+    assert [index.ids[i] for i in index.lead_of] == ["d:0", "d:0", "e:0", "s:0", "s:0"]
+    article, lead = index.coverage("Shoigu Rostov summit pullout")
+    assert article.dtype == lead.dtype == np.float32 and len(article) == len(lead) == len(index)
+    # s holds all four words (over two chunks), its first chunk two; d's first chunk three
+    assert article[pos["s:0"]] == article[pos["s:100"]] == pytest.approx(1.0)
+    idf = {t: float(index.idf[index.vocab[t]]) for t in ("shoigu", "rostov", "summit", "pullout")}
+    total = sum(idf.values())
+    assert article[pos["d:100"]] == pytest.approx((total - idf["pullout"]) / total)
+    assert (
+        lead[pos["s:100"]]
+        == lead[pos["s:0"]]
+        == pytest.approx((idf["shoigu"] + idf["rostov"]) / total)
+    )
+    assert lead[pos["d:100"]] == lead[pos["d:0"]] == article[pos["d:0"]]
+    assert article[pos["e:0"]] == lead[pos["e:0"]] == 0.0
+    # a word no chunk holds counts against every article; no known word: nothing covered
+    zebra, _ = index.coverage("Shoigu Rostov summit pullout zebra")
+    assert 0 < zebra[pos["s:0"]] < article[pos["s:0"]]
+    assert not any(x.any() for x in index.coverage("zebra quantum"))
+    assert not any(x.any() for x in LexicalIndex.build("r0", []).coverage(SUMMARY))
 
 
 def test_article_scores_respect_filters() -> None:
@@ -194,6 +220,9 @@ def _same_index(got: LexicalIndex, want: LexicalIndex, queries: list[str]) -> No
         np.testing.assert_allclose(
             got.article_scores(q), want.article_scores(q), rtol=1e-5, atol=1e-6
         )
+        for g, w in zip(got.coverage(q), want.coverage(q), strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    assert list(got.lead_of) == list(want.lead_of)
 
 
 def test_an_updated_index_equals_one_built_from_scratch() -> None:

@@ -87,6 +87,7 @@ class LexicalIndex:
         self._unknown_idf = _unknown_idf(len(ids))
         # the same statistics with each article's chunks summed into one document
         self.article_of = _article_numbers(article_ids)  # row -> article number
+        self.lead_of = _first_rows(self.article_of)  # row -> its article's first row
         n_articles = int(self.article_of.max()) + 1 if len(ids) else 0
         self.article_idf, self.article_weights = _bm25(
             _per_article(tf, self.article_of, n_articles)
@@ -194,6 +195,24 @@ class LexicalIndex:
         if filters:
             out[~self.mask(filters)] = 0.0
         return out
+
+    def coverage(self, query: str) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """For every chunk, the share of ``query``'s term weight (each distinct term's IDF; a
+        term no chunk holds counts as absent) found anywhere in its article, and found in its
+        article's first chunk."""
+        n = len(self.ids)
+        in_article, in_lead = np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32)
+        terms = sorted(set(content_terms(query)))
+        cols = [self.vocab[t] for t in terms if t in self.vocab]
+        if not cols or not n:
+            return in_article, in_lead
+        idf = self.idf[cols]
+        total = float(idf.sum()) + self._unknown_idf * (len(terms) - len(cols))
+        per_article = np.asarray((self.article_weights[:, cols] > 0) @ idf).ravel() / total
+        per_row = np.asarray((self.weights[:, cols] > 0) @ idf).ravel() / total
+        in_article[:] = per_article[self.article_of]
+        in_lead[:] = per_row[self.lead_of]
+        return in_article, in_lead
 
     def _normalized(
         self,
@@ -338,6 +357,14 @@ def _article_numbers(article_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         dtype=np.int64,
         count=len(article_ids),
     )
+
+
+def _first_rows(article_of: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """For each row, the first row of its article (rows are grouped by article)."""
+    if not len(article_of):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, article_of[1:] != article_of[:-1]])
+    return np.asarray(starts[np.cumsum(np.r_[True, article_of[1:] != article_of[:-1]]) - 1])
 
 
 def _per_article(
