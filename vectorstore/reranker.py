@@ -1,8 +1,10 @@
 """A logistic reranker over the features of ``features.py``.
 
-Its weights are a small JSON file in this package, trained reproducibly by
-``benchmarks/train_reranker.py`` on SQuAD v1.1 *train* articles (never on the dev set the
-benchmark reports), and matched to the features by name: a feature added since the file
+Its weights are small JSON files in this package, trained reproducibly by
+``benchmarks/train_reranker.py``: ``reranker.json`` for questions, on SQuAD v1.1 *train*
+articles (never on the dev set the benchmark reports), ``reranker-statements.json`` for
+statements, on CNN/Daily Mail highlights (never on the articles the benchmark samples). They
+are matched to the features by name: a feature added since the file
 was trained weighs nothing until it is retrained. The score is a probability-like number in
 [0, 1], which also makes a meaningful abstention threshold.
 """
@@ -17,7 +19,8 @@ from pathlib import Path
 
 from vectorstore.features import FEATURE_NAMES
 
-BUNDLED = Path(__file__).with_name("reranker.json")
+BUNDLED = Path(__file__).with_name("reranker.json")  # for questions
+BUNDLED_STATEMENTS = Path(__file__).with_name("reranker-statements.json")  # for statements
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,13 @@ class Reranker:
         )
 
     @classmethod
-    def bundled(cls) -> Reranker:
-        """The committed weights; before any training, an even blend of dense and BM25."""
-        if BUNDLED.exists():
-            return cls.load(BUNDLED)
+    def bundled(cls, statements: bool = False) -> Reranker:
+        """The committed weights for questions, or for ``statements`` (a query that states
+        something: ranked for the article it sums up); before any training, an even blend of
+        dense and BM25."""
+        path = BUNDLED_STATEMENTS if statements else BUNDLED
+        if path.exists():
+            return cls.load(path)
         weights = tuple(3.0 if n in ("dense", "lexical") else 0.0 for n in FEATURE_NAMES)
         return cls(FEATURE_NAMES, weights, -3.0)
 
