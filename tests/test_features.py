@@ -48,7 +48,11 @@ def features(
         ("Putin orders troops back?", False),
         ("And the US? NATO evidence", False),  # a follow-up's query: context words appended
         (STATEMENT, True),
-        ("putin troops donetsk", True),
+        ("Putin orders troops back to base!", True),
+        ('Putin said the troops would go "home."', True),
+        ("putin troops donetsk", False),  # keywords ask for passages
+        ("Telnet was sold to", False),  # SQuAD's cloze questions
+        ("_____ helps the biosphere from UV.", False),
     ],
 )
 def test_a_query_states_unless_it_asks(query: str, statement: bool) -> None:

@@ -51,6 +51,10 @@ _ASKS = re.compile(
     r"can|could|should|would|will|has|have|had|name|list|tell|explain|describe)\b",
     re.IGNORECASE,
 )
+# ... and a statement is a sentence: it ends as one ("Telnet was sold to", keywords: asking),
+# with no blank to fill in ("_____ protects the biosphere from UV.").
+_SENTENCE_END = re.compile(r"[.!][\"'”’)\]]*\s*$")
+_BLANK = re.compile(r"_{2,}")
 LEAD_CHARS = 1000  # the lead feature halves every LEAD_CHARS characters into the article
 
 
@@ -95,7 +99,15 @@ def question_info(question: str) -> QuestionInfo:
         frozenset(itertools.pairwise(terms)),
         answer_type,
         frozenset(words(question)),
-        not _ASKS.search(question),
+        is_statement(question),
+    )
+
+
+def is_statement(query: str) -> bool:
+    """Does ``query`` state something (a headline, a highlight, a claim to check) rather than
+    ask (a question, a cloze, keywords)?"""
+    return bool(
+        _SENTENCE_END.search(query) and not _ASKS.search(query) and not _BLANK.search(query)
     )
 
 
