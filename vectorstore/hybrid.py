@@ -267,11 +267,15 @@ class HybridSearcher:
         of the chance that the chunk answers the question (for a statement: that it is from
         the article the statement sums up)."""
         reranker = self.reranker_for(query)
+        candidates = self.candidates_for(query, filters)
         ranked = [
             ScoredPassage(c.passage.chunk, c.passage.article, reranker.score(c.features))
-            for c in self.candidates_for(query, filters)
+            for c in candidates
         ]
         if reranker is self.statement_reranker:
+            # which article: the statement reranker; which of its passages: the question one
+            within = {c.passage.chunk.id: self.reranker.score(c.features) for c in candidates}
+            ranked = best_passage_first(ranked, within)
             ranked = spread_over_articles(ranked, STATEMENT_REPEAT_DECAY)
         ranked.sort(key=lambda p: (-p.score, p.chunk.id))
         return ranked[:k]
@@ -280,6 +284,27 @@ class HybridSearcher:
 # For a statement, an article's second-best passage weighs this much of its score, its third
 # this much of that, and so on (``spread_over_articles``).
 STATEMENT_REPEAT_DECAY = 0.2
+
+
+def best_passage_first(
+    passages: Sequence[ScoredPassage], within: dict[str, float]
+) -> list[ScoredPassage]:
+    """``passages`` with each article's scores given to its passages in the order of
+    ``within`` (chunk id -> score): its best score to the passage ``within`` ranks first.
+
+    The statement reranker tells the article a statement sums up, not which of its passages
+    says it: any passage of that article was right in its training, so within an article its
+    order means nothing and the question reranker's is used.
+    """
+    by_article: dict[str, list[ScoredPassage]] = {}
+    for p in passages:
+        by_article.setdefault(p.article.id, []).append(p)
+    out: list[ScoredPassage] = []
+    for group in by_article.values():
+        scores = sorted((p.score for p in group), reverse=True)
+        order = sorted(group, key=lambda p: (-within.get(p.chunk.id, 0.0), p.chunk.id))
+        out.extend(ScoredPassage(p.chunk, p.article, s) for p, s in zip(order, scores, strict=True))
+    return out
 
 
 def spread_over_articles(passages: Sequence[ScoredPassage], decay: float) -> list[ScoredPassage]:
