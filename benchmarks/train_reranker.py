@@ -149,13 +149,6 @@ def fit(train: list[Group], weights: list[float], names: Sequence[str]) -> Reran
     )
 
 
-def over_all_features(reranker: Reranker) -> Reranker:
-    """``reranker`` scoring rows of every feature (weight 0 for those it was not fitted on),
-    as ``Reranker.load`` reads its file."""
-    weights = dict(zip(reranker.names, reranker.weights, strict=True))
-    return Reranker(FEATURE_NAMES, tuple(weights.get(n, 0.0) for n in FEATURE_NAMES), reranker.bias)
-
-
 def recall_at_1(groups: list[Group], score: Scorer) -> float:
     """The share of ``groups`` whose best-scored candidate is a positive."""
     hits = 0
@@ -257,7 +250,8 @@ def main() -> None:
         [1.0] * len(squad_train) + [cnn_weight] * len(cnn_train),
         FEATURE_NAMES if args.statements else QUESTION_FEATURES,
     )
-    report({"SQuAD": squad_held, "CNN": cnn_held}, over_all_features(reranker))
+    weights = dict(zip(reranker.names, reranker.weights, strict=True))
+    report({"SQuAD": squad_held, "CNN": cnn_held}, Reranker.over_features(weights, reranker.bias))
 
     parts = []
     if corpus is not None:

@@ -363,8 +363,8 @@ def _first_rows(article_of: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """For each row, the first row of its article (rows are grouped by article)."""
     if not len(article_of):
         return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, article_of[1:] != article_of[:-1]])
-    return np.asarray(starts[np.cumsum(np.r_[True, article_of[1:] != article_of[:-1]]) - 1])
+    first = np.r_[True, article_of[1:] != article_of[:-1]]  # the rows that start an article
+    return np.asarray(np.flatnonzero(first)[np.cumsum(first) - 1])
 
 
 def _per_article(

@@ -43,11 +43,13 @@ class Reranker:
         """
         data = json.loads(path.read_text(encoding="utf-8"))
         weights = _weights_by_name(path, list(data["features"]), list(data["weights"]))
-        return cls(
-            FEATURE_NAMES,
-            tuple(weights.get(n, 0.0) for n in FEATURE_NAMES),
-            float(data["bias"]),
-        )
+        return cls.over_features(weights, float(data["bias"]))
+
+    @classmethod
+    def over_features(cls, weights: dict[str, float], bias: float) -> Reranker:
+        """A reranker over every feature of ``FEATURE_NAMES`` from weights by name (0 for a
+        feature ``weights`` lacks)."""
+        return cls(FEATURE_NAMES, tuple(weights.get(n, 0.0) for n in FEATURE_NAMES), bias)
 
     @classmethod
     def bundled(cls, statements: bool = False) -> Reranker:
